@@ -1,0 +1,30 @@
+{
+  "targets": [
+    {
+      "target_name": "interlock",
+      "sources": [
+        "native/core/flock.cc",
+        "native/core/interrupter.cc",
+        "native/core/lock_file.cc",
+        "native/core/wait.cc",
+        "native/binding/addon.cc",
+        "native/binding/addon_data.cc",
+        "native/binding/async_wait.cc",
+        "native/binding/errors.cc",
+        "native/binding/fd_wait.cc",
+        "native/binding/file_wait.cc",
+        "native/binding/lock_file_object.cc",
+        "native/binding/wait_object.cc"
+      ],
+      "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc!": ["-std=gnu++17"],
+      "cflags": ["-O3", "-fvisibility=hidden", "-Wall", "-Wextra"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fvisibility=hidden", "-fno-exceptions", "-Wall", "-Wextra"],
+      "ldflags": ["-pthread"],
+      "conditions": [
+        ["OS!='linux'", { "type": "none" }]
+      ]
+    }
+  ]
+}

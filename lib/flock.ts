@@ -1,0 +1,87 @@
+// flock(fd) for code that already owns an fd (e.g. moving off fs-ext). The
+// same waiting rules as FileLock (dedicated thread, cancellable), but no
+// per-thread queue: the caller owns the fd and its semantics.
+import { AbortError, fromNative, systemError, timeoutError, withStack } from './errors';
+import { ECANCELED, native } from './native';
+import {
+  invalidValue,
+  validateBoolean,
+  validateInteger,
+  validateObject,
+  validateSignal,
+  validateTimeout,
+} from './validate';
+
+export type FlockOperation = 'ex' | 'sh' | 'un';
+
+export interface FlockOptions {
+  /** Do not wait: resolve false when another holder has the lock. */
+  nonblocking?: boolean;
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+function operation(op: unknown): number {
+  if (op === 'ex') return native.LOCK_EX;
+  if (op === 'sh') return native.LOCK_SH;
+  if (op === 'un') return native.LOCK_UN;
+  throw invalidValue('op', op, "must be one of 'ex', 'sh' or 'un'");
+}
+
+function parse(fd: unknown, op: unknown, options: unknown) {
+  validateInteger(fd, 'fd', 0, 2 ** 31 - 1);
+  const code = operation(op);
+  const opts = validateObject(options, 'options');
+  const nonblocking = validateBoolean(opts.nonblocking, 'options.nonblocking', false);
+  const timeout = validateTimeout(opts.timeout, 'options.timeout');
+  return { fd: fd as number, code, nonblocking, timeout, opts };
+}
+
+/** Blocks this thread; returns false only for a nonblocking miss. */
+export function flockSync(fd: number, op: FlockOperation, options?: Omit<FlockOptions, 'signal'>): boolean {
+  const p = parse(fd, op, options);
+  const code = p.nonblocking && p.code !== native.LOCK_UN ? p.code | native.LOCK_NB : p.code;
+  try {
+    return native.flockSync(p.fd, code, p.timeout);
+  } catch (err) {
+    throw fromNative(err, undefined, p.timeout);
+  }
+}
+
+/**
+ * Waits on a dedicated thread. If the signal or timeout fires in the same
+ * instant the kernel grants the lock, the grant wins and this resolves true:
+ * unlocking it could drop a lock the fd held before (flock converts in place).
+ */
+export function flock(fd: number, op: FlockOperation, options?: FlockOptions): Promise<boolean> {
+  const p = parse(fd, op, options);
+  const signal = validateSignal(p.opts.signal, 'options.signal');
+  if (signal?.aborted) return Promise.reject(new AbortError(signal.reason));
+  try {
+    if (p.code === native.LOCK_UN) return Promise.resolve(native.flockSync(p.fd, p.code, -1));
+    const now = native.flockSync(p.fd, p.code | native.LOCK_NB, -1);
+    if (now || p.nonblocking) return Promise.resolve(now);
+  } catch (err) {
+    return Promise.reject(fromNative(err));
+  }
+  const site = new Error();
+  Error.captureStackTrace(site, flock);
+  return new Promise<boolean>((resolve, reject) => {
+    let reason: Error | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stop = (err: Error) => {
+      reason ??= err;
+      wait.cancel();
+    };
+    const onAbort = () => stop(new AbortError(signal?.reason));
+    const wait = native.flockAsync(p.fd, p.code, (errno, syscall) => {
+      if (timer !== undefined) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      if (errno === 0) resolve(true);
+      else if (errno === ECANCELED && reason !== undefined) reject(withStack(reason, site));
+      else reject(withStack(systemError(errno, syscall), site));
+    });
+    if (p.timeout >= 0) timer = setTimeout(() => stop(timeoutError(p.timeout)), p.timeout);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

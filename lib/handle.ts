@@ -1,0 +1,38 @@
+// What an acquisition gives back: release it once, by hand or by `using`.
+
+/** The part of a lock that a handle reports back to. */
+export interface HandleOwner {
+  releaseHandle(handle: LockHandle): void;
+}
+
+export class LockHandle {
+  /** Whether this handle holds the lock in shared mode. */
+  readonly shared: boolean;
+  #owner: HandleOwner | undefined;
+
+  constructor(owner: HandleOwner, shared: boolean) {
+    this.#owner = owner;
+    this.shared = shared;
+  }
+
+  get released(): boolean {
+    return this.#owner === undefined;
+  }
+
+  /** Releases the lock. Idempotent: later calls do nothing. */
+  release(): void {
+    const owner = this.#owner;
+    if (owner === undefined) return;
+    this.#owner = undefined;
+    owner.releaseHandle(this);
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    this.release();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,282 @@
+// The per-thread half of every lock: one LockQueue per lock (resolved path or
+// mutex name) per JS thread. Acquisitions from any number of async tasks and
+// instances wait here in FIFO order, and only the head contends at the OS
+// level, so a thread holds at most one fd and one native waiter per lock.
+import { AbortError, closedError, deadlockError, systemError, timeoutError, withStack } from './errors';
+import type { HandleOwner, LockHandle } from './handle';
+import { ECANCELED, type NativeWait } from './native';
+
+/** What a lock kind provides; errors thrown are already LockErrors. */
+export interface Backend<G> {
+  readonly path: string;
+  /** A grant, or null when another holder has the lock. */
+  tryLock(shared: boolean): G | null;
+  lockSync(shared: boolean, timeoutMs: number): G;
+  /** Waits on a dedicated native thread; `done` runs on this thread. */
+  lockAsync(
+    shared: boolean,
+    done: (errno: number, syscall: string | undefined, grant: G | undefined) => void,
+  ): NativeWait;
+  unlock(grant: G): void;
+  close(): void;
+}
+
+export type MakeHandle<G, H extends LockHandle> = (owner: HandleOwner, shared: boolean, grant: G) => H;
+
+interface Request<H> {
+  readonly owner: object;
+  readonly shared: boolean;
+  readonly resolve: (handle: H) => void;
+  readonly reject: (err: unknown) => void;
+  readonly site: Error; // the caller's stack, for errors that surface later
+  timer?: ReturnType<typeof setTimeout>;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+interface PendingWait {
+  native?: NativeWait;
+  readonly shared: boolean;
+  cancelling: boolean;
+  // Rejections held back until the native side has settled, so a grant that
+  // raced the cancel is released before anyone hears "timed out".
+  readonly deferred: (() => void)[];
+}
+
+export class LockQueue<G, H extends LockHandle> implements HandleOwner {
+  /** FileLock/SharedMutex instances of this thread that use this lock. */
+  refs = 0;
+  readonly #backend: Backend<G>;
+  readonly #makeHandle: MakeHandle<G, H>;
+  readonly #onClosed: () => void;
+  readonly #held = new Map<H, { owner: object; grant: G }>();
+  readonly #queue: Request<H>[] = [];
+  #heldShared = false;
+  #wait: PendingWait | null = null;
+  #closed = false;
+
+  constructor(backend: Backend<G>, makeHandle: MakeHandle<G, H>, onClosed: () => void) {
+    this.#backend = backend;
+    this.#makeHandle = makeHandle;
+    this.#onClosed = onClosed;
+  }
+
+  get path(): string {
+    return this.#backend.path;
+  }
+
+  /** Someone on this thread is already waiting (or a cancelled wait winds down). */
+  #busy(): boolean {
+    return this.#queue.length > 0 || this.#wait !== null;
+  }
+
+  #joinable(shared: boolean): boolean {
+    return shared && this.#heldShared && this.#held.size > 0;
+  }
+
+  tryAcquire(owner: object, shared: boolean): H | null {
+    if (this.#busy()) return null;
+    if (this.#held.size > 0) return this.#joinable(shared) ? this.#join(owner) : null;
+    const grant = this.#backend.tryLock(shared);
+    return grant === null ? null : this.#grant(owner, shared, grant);
+  }
+
+  acquireSync(owner: object, shared: boolean, timeoutMs: number): H {
+    if (this.#busy() || this.#held.size > 0) {
+      if (!this.#busy() && this.#joinable(shared)) return this.#join(owner);
+      throw deadlockError(this.path);
+    }
+    return this.#grant(owner, shared, this.#backend.lockSync(shared, timeoutMs));
+  }
+
+  /** `caller` is the public method, cut from the stack kept for late errors. */
+  acquire(
+    owner: object,
+    shared: boolean,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    caller: (...args: never[]) => unknown,
+  ): Promise<H> {
+    if (signal?.aborted) return Promise.reject(new AbortError(signal.reason, this.path));
+    let tried = false;
+    if (!this.#busy()) {
+      try {
+        const handle = this.tryAcquire(owner, shared);
+        if (handle !== null) return Promise.resolve(handle);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      tried = this.#held.size === 0;
+    }
+    return new Promise<H>((resolve, reject) => {
+      const site = new Error();
+      Error.captureStackTrace(site, caller);
+      const req: Request<H> = { owner, shared, resolve, reject, site };
+      if (timeoutMs >= 0) {
+        req.timer = setTimeout(() => this.#cancel(req, timeoutError(timeoutMs, this.path)), timeoutMs);
+      }
+      if (signal !== undefined) {
+        req.signal = signal;
+        req.onAbort = () => this.#cancel(req, new AbortError(signal.reason, this.path));
+        signal.addEventListener('abort', req.onAbort, { once: true });
+      }
+      this.#queue.push(req);
+      this.#pump(tried);
+    });
+  }
+
+  releaseHandle(handle: LockHandle): void {
+    const entry = this.#held.get(handle as H);
+    if (entry === undefined) return;
+    this.#held.delete(handle as H);
+    if (this.#held.size > 0) return;
+    try {
+      this.#backend.unlock(entry.grant);
+    } finally {
+      this.#pump();
+    }
+  }
+
+  /** Drops what `owner` holds and waits for; closes the lock when unused. */
+  closeOwner(owner: object): void {
+    for (const req of [...this.#queue]) {
+      if (req.owner === owner) this.#cancel(req, closedError('the lock'));
+    }
+    for (const [handle, entry] of [...this.#held]) {
+      if (entry.owner === owner) handle.release();
+    }
+    this.refs--;
+    this.#maybeClose();
+  }
+
+  #grant(owner: object, shared: boolean, grant: G): H {
+    const handle = this.#makeHandle(this, shared, grant);
+    this.#held.set(handle, { owner, grant });
+    this.#heldShared = shared;
+    return handle;
+  }
+
+  #join(owner: object): H {
+    const first = this.#held.values().next().value as { grant: G };
+    return this.#grant(owner, true, first.grant);
+  }
+
+  #settle(req: Request<H>, handle: H): void {
+    this.#forget(req);
+    req.resolve(handle);
+  }
+
+  #fail(req: Request<H>, err: unknown): void {
+    this.#forget(req);
+    req.reject(withStack(err, req.site));
+  }
+
+  #forget(req: Request<H>): void {
+    if (req.timer !== undefined) clearTimeout(req.timer);
+    if (req.onAbort !== undefined) req.signal?.removeEventListener('abort', req.onAbort);
+  }
+
+  /** Hands the lock down the queue as far as it can go, then waits natively. */
+  #pump(tried = false): void {
+    while (this.#queue.length > 0) {
+      const head = this.#queue[0] as Request<H>;
+      if (this.#held.size > 0) {
+        if (!this.#joinable(head.shared)) return;
+        this.#queue.shift();
+        this.#settle(head, this.#join(head.owner));
+        continue;
+      }
+      if (this.#wait !== null) {
+        // A native wait for the other mode cannot serve this head.
+        if (this.#wait.shared !== head.shared) this.#stopWait(this.#wait);
+        return;
+      }
+      let grant: G | null = null;
+      if (!tried) {
+        try {
+          grant = this.#backend.tryLock(head.shared);
+        } catch (err) {
+          this.#queue.shift();
+          this.#fail(head, err);
+          continue;
+        }
+      }
+      tried = false;
+      if (grant !== null) {
+        this.#queue.shift();
+        this.#settle(head, this.#grant(head.owner, head.shared, grant));
+        continue;
+      }
+      try {
+        this.#startWait(head.shared);
+      } catch (err) {
+        this.#queue.shift();
+        this.#fail(head, err);
+        continue;
+      }
+      return;
+    }
+    this.#maybeClose();
+  }
+
+  #startWait(shared: boolean): void {
+    const wait: PendingWait = { shared, cancelling: false, deferred: [] };
+    wait.native = this.#backend.lockAsync(shared, (errno, syscall, grant) =>
+      this.#waitDone(wait, errno, syscall, grant),
+    );
+    this.#wait = wait;
+  }
+
+  #stopWait(wait: PendingWait): void {
+    if (wait.cancelling) return;
+    wait.cancelling = true;
+    wait.native?.cancel();
+  }
+
+  #waitDone(wait: PendingWait, errno: number, syscall: string | undefined, grant: G | undefined): void {
+    if (this.#wait === wait) this.#wait = null;
+    for (const reject of wait.deferred) reject();
+    if (this.#closed) return;
+    if (errno === 0) {
+      const head = this.#queue[0];
+      if (head !== undefined && head.shared === wait.shared) {
+        this.#queue.shift();
+        this.#settle(head, this.#grant(head.owner, head.shared, grant as G));
+      } else {
+        this.#backend.unlock(grant as G); // nobody is left to take it
+      }
+    } else if (errno !== ECANCELED) {
+      const head = this.#queue.shift();
+      if (head !== undefined) this.#fail(head, systemError(errno, syscall, this.path));
+    }
+    this.#pump();
+  }
+
+  #cancel(req: Request<H>, err: unknown): void {
+    const index = this.#queue.indexOf(req);
+    if (index < 0) return;
+    this.#queue.splice(index, 1);
+    this.#forget(req);
+    const wait = this.#wait;
+    const next = this.#queue[0];
+    if (index === 0 && wait !== null && (next === undefined || next.shared !== wait.shared)) {
+      // Nobody behind can adopt the native wait: stop it, and reject only
+      // once it has settled (and released a grant that raced us).
+      this.#stopWait(wait);
+      wait.deferred.push(() => req.reject(withStack(err, req.site)));
+      return;
+    }
+    req.reject(withStack(err, req.site));
+  }
+
+  #maybeClose(): void {
+    if (this.refs > 0 || this.#held.size > 0 || this.#queue.length > 0 || this.#closed) return;
+    if (this.#wait !== null) {
+      this.#stopWait(this.#wait);
+      return; // #waitDone comes back here
+    }
+    this.#closed = true;
+    this.#backend.close();
+    this.#onClosed();
+  }
+}

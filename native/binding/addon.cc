@@ -1,0 +1,53 @@
+// Module init: classes, functions, and the env cleanup hook that makes
+// worker teardown release every lock the worker held.
+#include <napi.h>
+#include <sys/file.h>
+
+#include "../core/interrupter.h"
+#include "../core/wait.h"
+#include "addon_data.h"
+#include "fd_wait.h"
+#include "lock_file_object.h"
+#include "wait_object.h"
+
+namespace interlock {
+namespace {
+
+void Cleanup(void* arg) { static_cast<AddonData*>(arg)->Teardown(); }
+
+Napi::Value WaitThreadsAlive(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), wait_threads_alive());
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  if (Interrupter::signal_number() < 0) {
+    Napi::Error::New(env, "interlock: no free real-time signal for interrupting waits").ThrowAsJavaScriptException();
+    return exports;
+  }
+  auto* data = new AddonData(env);
+  env.SetInstanceData<AddonData>(data);
+  // Registered after the channel exists, so it runs before the channel's own
+  // teardown (hooks run in reverse order) while threads can still post.
+  napi_add_env_cleanup_hook(env, Cleanup, data);
+
+  Napi::Function lock_file = LockFileObject::Init(env);
+  data->lock_file_ctor = Napi::Persistent(lock_file);
+  data->wait_ctor = Napi::Persistent(WaitObject::Init(env));
+
+  exports.Set("LockFile", lock_file);
+  exports.Set("flockSync", Napi::Function::New<FdWait::FlockSync>(env, "flockSync"));
+  exports.Set("flockAsync", Napi::Function::New<FdWait::FlockAsync>(env, "flockAsync"));
+  exports.Set("waitThreadsAlive", Napi::Function::New<WaitThreadsAlive>(env, "waitThreadsAlive"));
+  exports.Set("LOCK_SH", Napi::Number::New(env, LOCK_SH));
+  exports.Set("LOCK_EX", Napi::Number::New(env, LOCK_EX));
+  exports.Set("LOCK_UN", Napi::Number::New(env, LOCK_UN));
+  exports.Set("LOCK_NB", Napi::Number::New(env, LOCK_NB));
+  return exports;
+}
+
+}  // namespace
+}  // namespace interlock
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return interlock::Init(env, exports); }
+
+NODE_API_MODULE(interlock, InitAddon)

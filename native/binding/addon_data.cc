@@ -1,0 +1,44 @@
+#include "addon_data.h"
+
+#include <vector>
+
+#include "async_wait.h"
+#include "lock_file_object.h"
+
+namespace interlock {
+
+AddonData::AddonData(Napi::Env env) {
+  channel = WaitChannel::New(env, "interlock:wait", 0, 1, this);
+  channel.Unref(env);
+}
+
+void AddonData::WaitStarted(Napi::Env env) {
+  if (in_flight++ == 0) channel.Ref(env);
+}
+
+void AddonData::WaitDelivered(Napi::Env env) {
+  if (--in_flight == 0) channel.Unref(env);
+}
+
+void AddonData::Teardown() {
+  torn_down = true;
+  std::vector<AsyncWait*> pending(waits.begin(), waits.end());
+  for (AsyncWait* w : pending) w->cancel();
+  for (AsyncWait* w : pending) {
+    w->join();
+    w->Orphan();
+  }
+  waits.clear();
+  for (LockFileObject* f : files) f->CloseNow();
+  files.clear();
+}
+
+void DeliverWait(Napi::Env env, Napi::Function, AddonData* data, AsyncWait* wait) {
+  if (env == nullptr || data == nullptr || data->torn_down) {
+    wait->release();  // the channel is closing: drop the delivery's reference
+    return;
+  }
+  wait->Deliver(env, data);
+}
+
+}  // namespace interlock

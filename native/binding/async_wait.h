@@ -1,0 +1,41 @@
+// A core Wait whose result is handed back to a JS callback on the thread
+// that started it, through the environment's thread-safe channel.
+#pragma once
+
+#include <napi.h>
+
+#include "../core/status.h"
+#include "../core/wait.h"
+
+namespace interlock {
+
+struct AddonData;
+
+class AsyncWait : public Wait {
+ public:
+  // `owner` is kept alive until delivery, since run() uses what it owns.
+  AsyncWait(Napi::Env env, Napi::Function callback, Napi::Object owner);
+
+  // Starts the thread and registers with the environment. 0 or -errno.
+  int Begin(Napi::Env env, int64_t deadline_ns = kNoDeadline);
+  // On the JS thread: calls back with (error, syscall) and lets go.
+  void Deliver(Napi::Env env, AddonData* data);
+  // Teardown: forget the JS side while the environment is still valid.
+  void Orphan();
+
+ protected:
+  // What run() found. The callback gets `result_.error` (0 or -errno).
+  Status result_;
+  // Runs on the JS thread just before the callback (e.g. to unlock a grant
+  // that nobody wants any more). May rewrite result_.
+  virtual void Settle() {}
+
+ private:
+  void finished() override;
+
+  AddonData* data_;
+  Napi::FunctionReference callback_;
+  Napi::ObjectReference owner_;
+};
+
+}  // namespace interlock

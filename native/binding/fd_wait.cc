@@ -1,0 +1,43 @@
+#include "fd_wait.h"
+
+#include <sys/file.h>
+
+#include "../core/flock.h"
+#include "errors.h"
+#include "wait_object.h"
+
+namespace interlock {
+
+FdWait::FdWait(Napi::Env env, Napi::Function callback, int fd, int op)
+    : AsyncWait(env, callback, Napi::Object()), fd_(fd), op_(op) {}
+
+void FdWait::run() { result_ = flock_until(fd_, op_, cancel_flag(), deadline()); }
+
+// Returns false only for a non-blocking request that found the lock busy.
+Napi::Value FdWait::FlockSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!ExpectArgs(info, 3)) return env.Undefined();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int op = info[1].As<Napi::Number>().Int32Value();
+  double timeout = info[2].As<Napi::Number>().DoubleValue();
+  Status s = flock_timed(fd, op, timeout < 0 ? kNoDeadline : deadline_after_ms(timeout));
+  if (s.error == -EWOULDBLOCK && (op & LOCK_NB) != 0) return Napi::Boolean::New(env, false);
+  if (!s.ok()) return ThrowStatus(env, s);
+  return Napi::Boolean::New(env, true);
+}
+
+Napi::Value FdWait::FlockAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!ExpectArgs(info, 3) || !info[2].IsFunction()) return ThrowType(env, "interlock binding: flockAsync(fd, op, cb)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int op = info[1].As<Napi::Number>().Int32Value();
+  auto* wait = new FdWait(env, info[2].As<Napi::Function>(), fd, op);
+  int err = wait->Begin(env);
+  if (err != 0) {
+    wait->Orphan();
+    return ThrowStatus(env, Status{err, "pthread_create"});
+  }
+  return WaitObject::Wrap(env, wait);
+}
+
+}  // namespace interlock

@@ -1,0 +1,101 @@
+#include "lock_file_object.h"
+
+#include "addon_data.h"
+#include "errors.h"
+#include "file_wait.h"
+#include "wait_object.h"
+
+namespace interlock {
+
+Napi::Function LockFileObject::Init(Napi::Env env) {
+  return DefineClass(env, "LockFile",
+                     {
+                         InstanceMethod<&LockFileObject::TryLock>("tryLock"),
+                         InstanceMethod<&LockFileObject::LockSync>("lockSync"),
+                         InstanceMethod<&LockFileObject::LockAsync>("lockAsync"),
+                         InstanceMethod<&LockFileObject::Unlock>("unlock"),
+                         InstanceMethod<&LockFileObject::Close>("close"),
+                     });
+}
+
+// new LockFile(path, mode, create): opens nothing yet; the first lock does.
+LockFileObject::LockFileObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LockFileObject>(info) {
+  if (!ExpectArgs(info, 3) || !info[0].IsString() || !info[1].IsNumber()) {
+    ThrowType(info.Env(), "interlock binding: LockFile(path, mode, create)");
+    return;
+  }
+  file_ = new LockFile(info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Number>().Int32Value(),
+                       info[2].ToBoolean().Value());
+  AddonData::From(info.Env())->files.insert(this);
+  registered_ = true;
+}
+
+LockFileObject::~LockFileObject() {
+  CloseNow();
+  if (registered_) AddonData::From(Env())->files.erase(this);
+  delete file_;
+}
+
+void LockFileObject::CloseNow() {
+  if (wait_ != nullptr) {
+    wait_->cancel();
+    wait_->join();
+    wait_->release();
+    wait_ = nullptr;
+  }
+  if (file_ != nullptr) file_->close();
+}
+
+void LockFileObject::WaitSettled(FileWait* wait) {
+  if (wait_ != wait) return;
+  wait_->release();
+  wait_ = nullptr;
+}
+
+// tryLock(shared) -> boolean: false when another holder has it.
+Napi::Value LockFileObject::TryLock(const Napi::CallbackInfo& info) {
+  bool busy = false;
+  Status s = file_->try_lock(info[0].ToBoolean().Value(), &busy);
+  if (!s.ok()) return ThrowStatus(info.Env(), s);
+  return Napi::Boolean::New(info.Env(), !busy);
+}
+
+// lockSync(shared, timeoutMs): blocks this thread; timeoutMs < 0 waits forever.
+Napi::Value LockFileObject::LockSync(const Napi::CallbackInfo& info) {
+  if (!ExpectArgs(info, 2)) return info.Env().Undefined();
+  bool shared = info[0].ToBoolean().Value();
+  double timeout = info[1].As<Napi::Number>().DoubleValue();
+  Status s =
+      timeout < 0 ? file_->lock(shared, nullptr, kNoDeadline) : file_->lock_timed(shared, deadline_after_ms(timeout));
+  if (!s.ok()) return ThrowStatus(info.Env(), s);
+  return info.Env().Undefined();
+}
+
+// lockAsync(shared, callback(errno, syscall)) -> Wait. errno 0: granted.
+Napi::Value LockFileObject::LockAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!ExpectArgs(info, 2) || !info[1].IsFunction()) return ThrowType(env, "interlock binding: lockAsync(shared, cb)");
+  if (wait_ != nullptr) return ThrowStatus(env, Status{-EBUSY, "flock"});
+  auto* wait = new FileWait(env, info[1].As<Napi::Function>(), this, info[0].ToBoolean().Value());
+  int err = wait->Begin(env);
+  if (err != 0) {
+    wait->Orphan();
+    return ThrowStatus(env, Status{err, "pthread_create"});
+  }
+  wait->retain();
+  wait_ = wait;
+  return WaitObject::Wrap(env, wait);
+}
+
+Napi::Value LockFileObject::Unlock(const Napi::CallbackInfo& info) {
+  Status s = file_->unlock();
+  if (!s.ok()) return ThrowStatus(info.Env(), s);
+  return info.Env().Undefined();
+}
+
+Napi::Value LockFileObject::Close(const Napi::CallbackInfo& info) {
+  CloseNow();
+  return info.Env().Undefined();
+}
+
+}  // namespace interlock

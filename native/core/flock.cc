@@ -1,0 +1,35 @@
+#include "flock.h"
+
+#include <sys/file.h>
+
+#include "clock.h"
+#include "interrupter.h"
+
+namespace interlock {
+
+Status flock_until(int fd, int op, const std::atomic<bool>* cancel, int64_t deadline_ns) {
+  for (;;) {
+    if (cancel != nullptr && cancel->load(std::memory_order_acquire)) return Status{-ECANCELED, "flock"};
+    if (deadline_ns != kNoDeadline && monotonic_ns() >= deadline_ns) return Status{-ETIMEDOUT, "flock"};
+    if (::flock(fd, op) == 0) return Status{};
+    if (errno != EINTR) return Status::fail("flock");
+    // EINTR: our tick or anybody's signal; the checks above decide.
+  }
+}
+
+Status flock_timed(int fd, int op, int64_t deadline_ns) {
+  if (deadline_ns == kNoDeadline || (op & LOCK_NB) != 0) return flock_until(fd, op, nullptr, deadline_ns);
+  // Cheap first try: most timed acquisitions are not contended.
+  Status first = flock_until(fd, op | LOCK_NB, nullptr, kNoDeadline);
+  if (first.error != -EWOULDBLOCK) return first;
+  Interrupter intr;
+  if (!intr.ok()) return Status{-EAGAIN, "timer_create"};
+  bool was_blocked = unblock_interrupt_signal();
+  int armed = intr.arm_at(deadline_ns);
+  Status st = armed == 0 ? flock_until(fd, op, nullptr, deadline_ns) : Status{armed, "timer_settime"};
+  intr.disarm();
+  if (was_blocked) block_interrupt_signal();
+  return st;
+}
+
+}  // namespace interlock

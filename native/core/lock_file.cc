@@ -1,0 +1,97 @@
+#include "lock_file.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "flock.h"
+
+namespace interlock {
+
+Status LockFile::open() {
+  close();
+  int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | (create_ ? O_CREAT : 0);
+  int fd;
+  do {
+    fd = ::open(path_.c_str(), flags, mode_);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return Status::fail("open");
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    Status s = Status::fail("fstat");
+    ::close(fd);
+    return s;
+  }
+  // O_NONBLOCK keeps open() of a FIFO from hanging; anything but a regular
+  // file is refused so a swapped-in FIFO or device is never "locked".
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status{S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL, "open"};
+  }
+  fd_ = fd;
+  return Status{};
+}
+
+Status LockFile::verify(Check* out) const {
+  // One fstat, not a path lookup: the hot path stays at three syscalls. A
+  // lock file is removed or replaced (unlink, rename over it) by someone
+  // holding the lock; either leaves our inode with no links, and a waiter
+  // that wakes on such an orphan must move to the file now at the path.
+  struct stat st;
+  if (fstat(fd_, &st) != 0) return Status::fail("fstat");
+  *out = st.st_nlink == 0 ? Check::kReplaced : Check::kSame;
+  return Status{};
+}
+
+template <typename Flock>
+Status LockFile::lock_loop(int op, bool* busy, Flock&& do_flock) {
+  if (busy != nullptr) *busy = false;
+  for (;;) {
+    if (fd_ < 0) {
+      Status s = open();
+      if (!s.ok()) return s;
+    }
+    Status s = do_flock(fd_, op);
+    if (s.error == -EWOULDBLOCK && busy != nullptr) {
+      *busy = true;
+      return Status{};
+    }
+    if (!s.ok()) return s;
+    Check check = Check::kSame;
+    s = verify(&check);
+    if (s.ok() && check == Check::kSame) return s;
+    // The file was unlinked or replaced while we waited: our lock guards an
+    // inode nobody else will open. Drop it and lock the file now at path.
+    ::flock(fd_, LOCK_UN);
+    close();
+    if (!s.ok()) return s;
+  }
+}
+
+Status LockFile::try_lock(bool shared, bool* busy) {
+  int op = (shared ? LOCK_SH : LOCK_EX) | LOCK_NB;
+  return lock_loop(op, busy, [](int fd, int o) { return flock_until(fd, o, nullptr, -1); });
+}
+
+Status LockFile::lock(bool shared, const std::atomic<bool>* cancel, int64_t deadline_ns) {
+  int op = shared ? LOCK_SH : LOCK_EX;
+  return lock_loop(op, nullptr, [&](int fd, int o) { return flock_until(fd, o, cancel, deadline_ns); });
+}
+
+Status LockFile::lock_timed(bool shared, int64_t deadline_ns) {
+  int op = shared ? LOCK_SH : LOCK_EX;
+  return lock_loop(op, nullptr, [&](int fd, int o) { return flock_timed(fd, o, deadline_ns); });
+}
+
+Status LockFile::unlock() {
+  if (fd_ < 0) return Status{};
+  return flock_until(fd_, LOCK_UN, nullptr, -1);
+}
+
+void LockFile::close() {
+  if (fd_ >= 0) ::close(fd_);  // closing the last fd of the description drops its lock
+  fd_ = -1;
+}
+
+}  // namespace interlock

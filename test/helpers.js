@@ -1,0 +1,78 @@
+'use strict';
+// Shared test utilities: temp dirs, /proc counters, child processes.
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+
+const made = [];
+
+/** A fresh directory removed after the whole run. */
+function tmpDir(prefix = 'interlock-') {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
+process.on('exit', () => {
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Threads of this process, from /proc/self/task. */
+function threadCount() {
+  return fs.readdirSync('/proc/self/task').length;
+}
+
+/** Open fds of this process, from /proc/self/fd. */
+function fdCount() {
+  return fs.readdirSync('/proc/self/fd').length;
+}
+
+/** fds of this process that point at `file`. */
+function fdsOn(file) {
+  const target = fs.realpathSync(file);
+  let n = 0;
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${fd}`) === target) n++;
+    } catch {}
+  }
+  return n;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `pred` until true or `ms` elapse; returns its last value. */
+async function waitFor(pred, ms = 5000, step = 10) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await pred();
+    if (v || Date.now() > end) return v;
+    await sleep(step);
+  }
+}
+
+/**
+ * Starts `cmd args` and resolves once its stdout has printed `ready` (a
+ * string to look for), so tests can act while the child holds a lock.
+ */
+function startChild(cmd, args, ready, options = {}) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d) => {
+    err += d;
+  });
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, out, err })));
+  const started = new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (ready !== undefined && out.includes(ready)) resolve(child);
+    });
+    child.on('exit', (code) => reject(new Error(`${cmd} exited (${code}) before '${ready}': ${err}`)));
+    if (ready === undefined) resolve(child);
+  });
+  return { child, started, exited };
+}
+
+module.exports = { tmpDir, threadCount, fdCount, fdsOn, sleep, waitFor, startChild };
