@@ -1,9 +1,8 @@
-'use strict';
 // Shared test utilities: temp dirs, /proc counters, child processes.
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 
 const made = [];
 
@@ -75,4 +74,52 @@ function startChild(cmd, args, ready, options = {}) {
   return { child, started, exited };
 }
 
-module.exports = { tmpDir, threadCount, fdCount, fdsOn, sleep, waitFor, startChild };
+/**
+ * Holds `file` with util-linux flock(1) in another process until release().
+ * The holder blocks in `cat` on a pipe from us, so it also lets go if we die.
+ */
+async function holdFlock(file, { shared = false } = {}) {
+  const args = [shared ? '-s' : '-x', file, 'sh', '-c', 'echo locked; exec cat >/dev/null'];
+  const { child, started, exited } = startChild('flock', args, 'locked', { stdio: ['pipe', 'pipe', 'pipe'] });
+  await started;
+  return {
+    child,
+    async release() {
+      child.stdin.end();
+      await exited;
+    },
+  };
+}
+
+/** Whether another process could take `file` right now (`flock -n`). */
+function othersCanLock(file, { shared = false } = {}) {
+  const r = spawnSync('flock', ['-n', shared ? '-s' : '-x', file, 'true']);
+  return r.status === 0;
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Median ms of `n` sequential fs.readFile calls (each goes through libuv's pool). */
+async function readFileMedian(file, n = 30) {
+  const times = [];
+  for (let i = 0; i < n; i++) {
+    const t = process.hrtime.bigint();
+    await new Promise((resolve, reject) => fs.readFile(file, (err) => (err ? reject(err) : resolve())));
+    times.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  return median(times);
+}
+
+module.exports = {
+  tmpDir,
+  threadCount,
+  fdCount,
+  fdsOn,
+  sleep,
+  waitFor,
+  startChild,
+  holdFlock,
+  othersCanLock,
+  median,
+  readFileMedian,
+};
