@@ -1,3 +1,4 @@
+'use strict';
 // Shared test utilities: temp dirs, /proc counters, child processes.
 const fs = require('node:fs');
 const os = require('node:os');
