@@ -111,6 +111,40 @@ async function readFileMedian(file, n = 30) {
   return median(times);
 }
 
+const FIXTURES = path.join(__dirname, 'fixtures');
+const tracked = new Set();
+
+/**
+ * startChild in its own process group, remembered until it exits, so that
+ * killChildren() takes down it and whatever it forked (flock(1) leaves its
+ * command running, which would keep mocha's pipes open).
+ */
+function startTracked(cmd, args, ready, options = {}) {
+  const started = startChild(cmd, args, ready, { detached: true, ...options });
+  const { child } = started;
+  tracked.add(child);
+  child.on('exit', () => tracked.delete(child));
+  return started;
+}
+
+/** startTracked for `node test/fixtures/<name> ...args`, stdin piped. */
+function startFixture(name, args, ready, options = {}) {
+  const stdio = ['pipe', 'pipe', 'pipe'];
+  return startTracked(process.execPath, [path.join(FIXTURES, name), ...args], ready, { stdio, ...options });
+}
+
+/** SIGKILLs the process group of every tracked child still running. */
+function killChildren() {
+  for (const child of tracked) {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {}
+  }
+  tracked.clear();
+}
+
+process.on('exit', killChildren);
+
 module.exports = {
   tmpDir,
   threadCount,
@@ -123,4 +157,8 @@ module.exports = {
   othersCanLock,
   median,
   readFileMedian,
+  FIXTURES,
+  startTracked,
+  startFixture,
+  killChildren,
 };
