@@ -145,6 +145,22 @@ function killChildren() {
 
 process.on('exit', killChildren);
 
+/**
+ * Thread count once it has stopped changing: wait threads linger ~200 ms
+ * after their last wait, so a baseline taken too early would include them.
+ */
+async function settledThreadCount(ms = 3000) {
+  let last = threadCount();
+  await waitFor(async () => {
+    await sleep(250);
+    const now = threadCount();
+    const stable = now === last;
+    last = now;
+    return stable;
+  }, ms);
+  return last;
+}
+
 module.exports = {
   tmpDir,
   threadCount,
@@ -161,4 +177,5 @@ module.exports = {
   startTracked,
   startFixture,
   killChildren,
+  settledThreadCount,
 };
