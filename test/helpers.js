@@ -81,7 +81,7 @@ function startChild(cmd, args, ready, options = {}) {
  */
 async function holdFlock(file, { shared = false } = {}) {
   const args = [shared ? '-s' : '-x', file, 'sh', '-c', 'echo locked; exec cat >/dev/null'];
-  const { child, started, exited } = startChild('flock', args, 'locked', { stdio: ['pipe', 'pipe', 'pipe'] });
+  const { child, started, exited } = startTracked('flock', args, 'locked', { stdio: ['pipe', 'pipe', 'pipe'] });
   await started;
   return {
     child,

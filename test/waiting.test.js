@@ -7,7 +7,16 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { FileLock } = require('..');
-const { tmpDir, threadCount, fdsOn, sleep, waitFor, holdFlock, readFileMedian } = require('./helpers');
+const {
+  tmpDir,
+  threadCount,
+  settledThreadCount,
+  fdsOn,
+  sleep,
+  waitFor,
+  holdFlock,
+  readFileMedian,
+} = require('./helpers');
 
 const POOL_SIZE = Number(process.env.UV_THREADPOOL_SIZE) || 4;
 
@@ -26,20 +35,6 @@ describe('many waiters', () => {
   afterEach(async () => {
     for (const h of holders.splice(0)) await h.release();
   });
-
-  // Threads lingering from earlier waits (they exit ~200 ms after their last
-  // wait) would blur a baseline: wait for the count to settle first.
-  async function settledThreads() {
-    let last = threadCount();
-    await waitFor(async () => {
-      await sleep(250);
-      const now = threadCount();
-      const stable = now === last;
-      last = now;
-      return stable;
-    }, 3000);
-    return last;
-  }
 
   it('control: blocking flock on libuv pool threads (fs-ext) stalls fs.readFile', async () => {
     // Shows the latency check below can fail: this is the bug interlock avoids.
@@ -75,7 +70,7 @@ describe('many waiters', () => {
     const locks = 1 + others.length;
     for (const file of [main, ...others]) holders.push(await holdFlock(file));
 
-    const baseline = await settledThreads();
+    const baseline = await settledThreadCount();
     const before = await readFileMedian(probe);
 
     // Three instances on one path: they share this thread's queue and fd.
