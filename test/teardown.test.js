@@ -1,0 +1,334 @@
+// Teardown and hygiene: dead holders (killed processes, terminated or exiting
+// workers) free the lock at once; waits die with their worker; children never
+// inherit a lock; symlinks are refused; unlinking the lock file never lets
+// two holders overlap.
+const assert = require('node:assert/strict');
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { Worker } = require('node:worker_threads');
+const { FileLock } = require('..');
+const {
+  tmpDir,
+  sleep,
+  waitFor,
+  threadCount,
+  settledThreadCount,
+  fdCount,
+  startTracked,
+  startFixture,
+  killChildren,
+  FIXTURES,
+} = require('./helpers');
+
+/** Exit status of `flock -n file true`: 0 another process got it, 1 busy. */
+const flockN = (file) => spawnSync('flock', ['-n', file, 'true']).status;
+
+/** A lock-worker.js fixture; `next(msg)` resolves when it posts `msg`. */
+function startWorker(file, action) {
+  const worker = new Worker(path.join(FIXTURES, 'lock-worker.js'), { workerData: { path: file, action } });
+  const seen = [];
+  const waiters = [];
+  worker.on('message', (m) => {
+    seen.push(m);
+    for (const w of waiters.filter((x) => x.msg === m)) w.resolve();
+  });
+  const exited = new Promise((resolve, reject) => {
+    worker.on('exit', resolve);
+    worker.on('error', reject);
+  });
+  const next = (msg) =>
+    seen.includes(msg) ? Promise.resolve() : new Promise((resolve) => waiters.push({ msg, resolve }));
+  return { worker, seen, exited, next };
+}
+
+/** Resolves `promise` with the ms it took, or fails after `ms`. */
+async function within(promise, ms, what) {
+  const t0 = Date.now();
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  try {
+    const value = await Promise.race([promise, late]);
+    return { value, ms: Date.now() - t0 };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** fds of process `pid` that point at `file`. */
+function fdsOfPidOn(pid, file) {
+  const target = fs.realpathSync(file);
+  return fs.readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === target;
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
+const alive = (pid) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('teardown: dead holders and waiters', function () {
+  this.timeout(10000);
+  let dir;
+  before(() => {
+    dir = tmpDir('interlock-teardown-');
+  });
+  afterEach(killChildren);
+
+  for (const flags of [[], ['--worker']]) {
+    const who = flags.length ? 'a worker of a process' : 'a process';
+    it(`${who} holding the lock, killed with SIGKILL: our pending acquire gets it at once`, async () => {
+      const file = path.join(dir, `sigkill${flags.join('')}.lock`);
+      const { child, started } = startFixture('hold.js', [file, ...flags], 'held');
+      await started;
+      const lock = new FileLock(file);
+      assert.equal(lock.tryAcquire(), null, 'the holder has it');
+      const waiting = lock.acquire();
+      await sleep(20); // let our wait block in flock(2)
+      child.kill('SIGKILL');
+      const { value: h } = await within(waiting, 1000, 'grant after SIGKILL');
+      h.release();
+      lock.close();
+    });
+  }
+
+  for (const action of ['hold', 'hold-sync']) {
+    it(`a worker holding the lock (${action}) is terminated: this thread and other processes can take it`, async () => {
+      const file = path.join(dir, `terminate-${action}.lock`);
+      const lock = new FileLock(file);
+      let w = startWorker(file, action);
+      await w.next('held');
+      assert.equal(lock.tryAcquire(), null, 'the worker has it');
+      assert.equal(flockN(file), 1, 'the worker has it');
+      const waiting = lock.acquire();
+      await sleep(20);
+      await w.worker.terminate();
+      const { value: h } = await within(waiting, 1000, 'grant after terminate');
+      h.release();
+
+      w = startWorker(file, action);
+      await w.next('held');
+      assert.equal(flockN(file), 1);
+      await w.worker.terminate();
+      assert.equal(flockN(file), 0, 'another process takes it after terminate');
+      lock.close();
+    });
+  }
+
+  it('a worker terminated while its acquires wait: no hang, no crash, the lock stays usable', async () => {
+    const file = path.join(dir, 'terminate-waiting.lock');
+    const lock = new FileLock(file);
+    const base = await settledThreadCount();
+    const h = lock.acquireSync();
+    const w = startWorker(file, 'wait');
+    await w.next('waiting');
+    await sleep(30); // the worker's head request now blocks in flock(2)
+    await within(w.worker.terminate(), 2000, 'terminate of a waiting worker');
+    assert.deepEqual(w.seen, ['waiting']);
+    assert.equal(flockN(file), 1, 'we still hold it');
+    h.release();
+    assert.equal(flockN(file), 0, 'no dead waiter took it');
+    lock.tryAcquire().release();
+    assert.ok(await waitFor(() => threadCount() <= base, 3000), `threads ${threadCount()} > baseline ${base}`);
+    lock.close();
+  });
+
+  it('workers terminated as the lock is released to their pending acquires: no crash, no leaked grant', async () => {
+    // In a child process: a crash in worker teardown must fail this test, not kill mocha.
+    const file = path.join(dir, 'terminate-race.lock');
+    const { started, exited } = startFixture('terminate-race.js', [file, '9']);
+    await started;
+    const r = await exited;
+    assert.equal(r.signal, null, `the process died of ${r.signal}: ${r.err.slice(0, 600)}`);
+    assert.equal(r.code, 0, r.err.slice(0, 600));
+    assert.equal(r.out, 'ok 9\n');
+  });
+
+  for (const action of ['exit-holding', 'end-holding']) {
+    it(`a worker that exits while holding (${action}) frees the lock`, async () => {
+      const file = path.join(dir, `${action}.lock`);
+      const w = startWorker(file, action);
+      assert.equal(await within(w.exited, 3000, 'worker exit').then((r) => r.value), 0);
+      assert.deepEqual(w.seen, ['held']);
+      assert.equal(flockN(file), 0);
+      const lock = new FileLock(file);
+      lock.tryAcquire().release();
+      lock.close();
+    });
+  }
+});
+
+/** Everything `child` prints on stdout, as it arrives. */
+function stdoutOf(child) {
+  const buf = { text: '' };
+  child.stdout.on('data', (d) => {
+    buf.text += d;
+  });
+  return buf;
+}
+
+/** Pids of the children of `pid`, from /proc. */
+const childrenOf = (pid) =>
+  fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+
+describe('hygiene: children never inherit the lock', function () {
+  this.timeout(10000);
+  let dir;
+  before(() => {
+    dir = tmpDir('interlock-cloexec-');
+  });
+  afterEach(killChildren);
+
+  it('a child spawned while we hold the lock has no fd on the lock file', async () => {
+    const file = path.join(dir, 'self.lock');
+    const lock = new FileLock(file);
+    const h = lock.acquireSync();
+    const { child, started } = startTracked('sh', ['-c', 'echo up; exec sleep 30'], 'up');
+    await started;
+    assert.equal(fdsOfPidOn(child.pid, file), 0, 'the child inherited our lock fd');
+    h.release();
+    lock.close();
+    assert.equal(flockN(file), 0);
+    assert.ok(alive(child.pid));
+  });
+
+  it('a holder killed while its child lives: the lock frees, the child keeps nothing', async () => {
+    const file = path.join(dir, 'killed-parent.lock');
+    const { child, started, exited } = startFixture('hold.js', [file, '--spawn'], 'held');
+    const out = stdoutOf(child);
+    await started;
+    const { childPid } = JSON.parse(/held (.*)/.exec(out.text)[1]);
+    assert.equal(flockN(file), 1, 'the holder has it');
+    assert.equal(fdsOfPidOn(childPid, file), 0, 'the grandchild inherited the lock fd');
+    child.kill('SIGKILL');
+    await exited;
+    assert.ok(alive(childPid), 'the grandchild outlives the holder');
+    assert.equal(flockN(file), 0, 'the lock died with its holder');
+    const lock = new FileLock(file);
+    lock.tryAcquire().release();
+    lock.close();
+  });
+
+  it('control: a command run by flock(1) inherits its fd and keeps the lock after flock(1) dies', async () => {
+    const file = path.join(dir, 'control.lock');
+    const { child, started, exited } = startTracked(
+      'flock',
+      [file, 'sh', '-c', 'echo locked; exec sleep 30'],
+      'locked',
+    );
+    await started;
+    const [sleeper] = childrenOf(child.pid);
+    assert.equal(fdsOfPidOn(sleeper, file), 1, 'detector: the inherited fd is visible');
+    child.kill('SIGKILL');
+    await exited;
+    assert.equal(flockN(file), 1, 'detector: an inherited fd keeps the lock');
+    process.kill(sleeper, 'SIGKILL');
+    assert.ok(await waitFor(() => flockN(file) === 0, 2000));
+  });
+});
+
+describe('hygiene: symlinks are refused', () => {
+  let dir;
+  before(() => {
+    dir = tmpDir('interlock-symlink-');
+  });
+
+  it('a symlinked lock path fails with ELOOP (path, syscall open) and locks nothing', async () => {
+    const target = path.join(dir, 'target.lock');
+    const link = path.join(dir, 'link.lock');
+    fs.writeFileSync(target, '');
+    fs.symlinkSync(target, link);
+    const fds = fdCount();
+    const expected = {
+      name: 'LockError',
+      code: 'ELOOP',
+      errno: -os.constants.errno.ELOOP,
+      syscall: 'open',
+      path: link,
+    };
+    const lock = new FileLock(link);
+    assert.throws(() => lock.tryAcquire(), expected);
+    assert.throws(() => lock.acquireSync(), expected);
+    await assert.rejects(lock.acquire(), expected);
+    await assert.rejects(
+      lock.run(() => assert.fail('ran')),
+      expected,
+    );
+    lock.close();
+    assert.equal(fdCount(), fds, 'an fd leaked');
+    assert.equal(flockN(target), 0, 'the target was locked through the link');
+    const direct = new FileLock(target);
+    direct.tryAcquire().release(); // control: the target itself is fine
+    direct.close();
+  });
+
+  it('a dangling symlink fails with ELOOP and creates nothing at its target', async () => {
+    const target = path.join(dir, 'missing.lock');
+    const link = path.join(dir, 'dangling.lock');
+    fs.symlinkSync(target, link);
+    const lock = new FileLock(link);
+    await assert.rejects(lock.acquire(), { code: 'ELOOP', syscall: 'open', path: link });
+    lock.close();
+    assert.equal(fs.existsSync(target), false, 'O_CREAT followed the link');
+  });
+});
+
+/** Replays an O_APPEND journal of `+id`/`-id` lines; counts overlaps. */
+function overlaps(journal) {
+  const lines = fs.readFileSync(journal, 'utf8').split('\n').filter(Boolean);
+  let depth = 0;
+  let bad = 0;
+  for (const line of lines) {
+    depth += line[0] === '+' ? 1 : -1;
+    if (depth > 1) bad++;
+  }
+  return { bad, entries: lines.length / 2 };
+}
+
+describe('hygiene: unlinking the lock file never yields two holders', function () {
+  this.timeout(15000);
+  let dir;
+  before(() => {
+    dir = tmpDir('interlock-unlink-');
+  });
+  afterEach(killChildren);
+
+  /** Runs unlink-race.js processes, one per mode, from one start line. */
+  async function race(name, modes, iterations, tasks) {
+    const file = path.join(dir, `${name}.lock`);
+    const journal = path.join(dir, `${name}.journal`);
+    const kids = modes.map((m) =>
+      startFixture('unlink-race.js', [file, journal, m, String(iterations), String(tasks)], 'ready'),
+    );
+    await Promise.all(kids.map((k) => k.started));
+    for (const k of kids) k.child.stdin.write('go\n');
+    for (const r of await Promise.all(kids.map((k) => k.exited))) {
+      assert.equal(r.code, 0, `unlink-race fixture failed: ${r.err}`);
+    }
+    return overlaps(journal);
+  }
+
+  it('FileLock holders (async, 2 tasks each, and sync; kept open or opened per entry) that unlink never overlap', async () => {
+    const iterations = 30;
+    const { bad, entries } = await race('filelock', ['async', 'async-fresh', 'sync', 'sync-fresh'], iterations, 2);
+    assert.equal(entries, iterations * (2 + 2 + 1 + 1));
+    assert.equal(bad, 0, `${bad} overlapping entries`);
+  });
+
+  it('control: naive open+flock per entry, same unlinking, overlaps (the detector works, the race is real)', async () => {
+    const { bad } = await race('naive', ['naive', 'naive', 'naive', 'naive'], 30, 1);
+    assert.ok(bad > 0, 'no overlap seen without the inode check');
+  });
+});
