@@ -1,0 +1,384 @@
+// The interlock CLI beside util-linux flock(1): the same scenarios through
+// both, the same exit codes, and each excludes the other on one file.
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { tmpDir, waitFor } = require('./helpers');
+
+const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
+const CHILD = path.join(__dirname, 'fixtures', 'cli-child.js');
+const TOOLS = ['flock', 'interlock'];
+
+const started = new Set();
+const strays = new Set(); // pids of commands orphaned on purpose
+
+function start(tool, args, options = {}) {
+  const [cmd, argv] = tool === 'interlock' ? [process.execPath, [CLI, ...args]] : [tool, args];
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
+  started.add(child);
+  const t0 = Date.now();
+  const r = { child, out: '', err: '' };
+  child.stdout?.on('data', (d) => {
+    r.out += d;
+  });
+  child.stderr?.on('data', (d) => {
+    r.err += d;
+  });
+  r.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  r.done = new Promise((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, out: r.out, err: r.err, ms: Date.now() - t0 })),
+  );
+  return r;
+}
+
+function cleanUp() {
+  for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const pid of strays) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {}
+  }
+  started.clear();
+  strays.clear();
+}
+
+const run = (tool, args, options) => start(tool, args, options).done;
+
+/** Resolves once the child's stdout matches `re`; fails fast if it exits first. */
+async function until(r, re, ms = 5000) {
+  const seen = await waitFor(() => re.exec(r.out) || r.child.exitCode !== null || r.child.signalCode !== null, ms);
+  const m = re.exec(r.out);
+  assert.ok(m, `no ${re} from ${r.child.spawnargs.join(' ')}: exit ${r.child.exitCode}, ${seen}, ${r.err}`);
+  return m;
+}
+
+/** `tool [opts] file` running a shell that holds until we close its stdin. */
+async function hold(tool, file, opts = []) {
+  const r = start(tool, [...opts, file, 'sh', '-c', 'echo held $$; exec cat'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  await until(r, /held/);
+  return {
+    pid: r.child.pid,
+    release: () => {
+      r.child.stdin.end();
+      return r.done;
+    },
+  };
+}
+
+/** The same arguments through each tool, side by side: { flock: result, interlock: result }. */
+async function both(args, options) {
+  const results = await Promise.all(TOOLS.map((t) => run(t, args, options)));
+  return Object.fromEntries(results.map((r, i) => [TOOLS[i], r]));
+}
+
+const codes = (results) => Object.fromEntries(Object.entries(results).map(([tool, r]) => [tool, r.code]));
+
+/** Exit codes of many argument lists through both tools, all at once. */
+async function codesOf(argLists, options) {
+  return (await Promise.all(argLists.map((args) => both(args, options)))).map(codes);
+}
+
+/** Waits until `n` requests are queued on `file` ("->" lines in /proc/locks). */
+function queued(file, n = 1) {
+  const tail = `:${fs.statSync(file).ino} `;
+  const count = () =>
+    fs
+      .readFileSync('/proc/locks', 'utf8')
+      .split('\n')
+      .filter((l) => /^\d+:\s+->\s+FLOCK/.test(l) && l.includes(tail)).length;
+  return waitFor(() => count() >= n);
+}
+
+const same = (code) => ({ flock: code, interlock: code });
+
+describe('interlock CLI beside flock(1)', function () {
+  this.slow(5000);
+  let dir;
+  before(() => {
+    assert.ok(fs.existsSync(CLI), 'dist/cli.js is missing: run npm run build:ts');
+    dir = tmpDir('interlock-cli-');
+  });
+  afterEach(cleanUp);
+
+  for (const holder of TOOLS) {
+    it(`while ${holder} holds it: -n, -E 7, -w 0.3 and -s fail alike; blocked waiters run after release`, async () => {
+      const file = path.join(dir, `ex-${holder}`);
+      const h = await hold(holder, file);
+      const waiters = TOOLS.map((t) => start(t, [file, 'echo', `${t} ran`]));
+      const tries = [
+        [['-n', file, 'true'], 1],
+        [['-n', '-E', '7', file, 'true'], 7],
+        [['-s', '-n', file, 'true'], 1],
+        [['-w', '0.3', file, 'true'], 1],
+      ];
+      const results = await Promise.all(tries.map(([args]) => both(args)));
+      for (const [i, [args, code]] of tries.entries()) assert.deepEqual(codes(results[i]), same(code), args.join(' '));
+      for (const r of Object.values(results[3])) assert.ok(r.ms >= 300 && r.ms < 3000, `-w 0.3 took ${r.ms} ms`);
+      assert.ok(await queued(file, 2), 'both waiters should be blocked on the lock');
+      for (const w of waiters) assert.equal(w.child.exitCode, null, 'a waiter ran while the lock was held');
+      await h.release();
+      const ran = await Promise.all(waiters.map((w) => w.done));
+      assert.deepEqual(
+        ran.map((r) => [r.code, r.out]),
+        TOOLS.map((t) => [0, `${t} ran\n`]),
+      );
+      assert.deepEqual(codes(await both(['-n', file, 'true'])), same(0));
+    });
+
+    it(`while ${holder} holds it shared: -s joins, -x is refused`, async () => {
+      const file = path.join(dir, `sh-${holder}`);
+      const h = await hold(holder, file, ['-s']);
+      const tries = [
+        [['-s', '-n', file, 'true'], 0],
+        [['-s', '-w', '0.3', file, 'true'], 0],
+        [['-n', file, 'true'], 1],
+        [['-x', '-n', file, 'true'], 1],
+      ];
+      const results = await Promise.all(tries.map(([args]) => both(args)));
+      for (const [i, [args, code]] of tries.entries()) assert.deepEqual(codes(results[i]), same(code), args.join(' '));
+      await h.release();
+      assert.deepEqual(codes(await both(['-x', '-n', file, 'true'])), same(0));
+    });
+  }
+
+  it('four flock(1) and four interlock read-sleep-write increments lose none; without a lock they do', async () => {
+    const lockFile = path.join(dir, 'counter.lock');
+    const counter = path.join(dir, 'counter');
+    const increment = 'n=$(cat "$COUNTER"); sleep 0.1; echo $((n + 1)) > "$COUNTER"';
+    const env = { ...process.env, COUNTER: counter };
+    fs.writeFileSync(counter, '0\n');
+    const locked = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => run(TOOLS[i % 2], [lockFile, 'sh', '-c', increment], { env })),
+    );
+    assert.deepEqual(
+      locked.map((r) => r.code),
+      Array(8).fill(0),
+    );
+    assert.equal(fs.readFileSync(counter, 'utf8'), '8\n');
+    fs.writeFileSync(counter, '0\n');
+    await Promise.all(Array.from({ length: 8 }, () => run('sh', ['-c', increment], { env })));
+    assert.ok(Number(fs.readFileSync(counter, 'utf8')) < 8, 'the no-lock control lost no update');
+  });
+
+  it("returns the command's status, 128+n when a signal killed it, and frees the lock", async () => {
+    const file = path.join(dir, 'status');
+    const cases = [
+      [[`${file}1`, 'sh', '-c', 'exit 3'], 3],
+      [[`${file}2`, '-c', 'exit 4'], 4],
+      [[`${file}3`, 'false'], 1],
+      [[`${file}4`, 'sh', '-c', 'kill -TERM $$'], 143],
+      [[`${file}5`, 'sh', '-c', 'kill -KILL $$'], 137],
+    ];
+    assert.deepEqual(
+      await codesOf(cases.map(([args]) => args)),
+      cases.map(([, code]) => same(code)),
+    );
+    assert.deepEqual(
+      await codesOf(cases.map(([[f]]) => ['-n', f, 'true'])),
+      cases.map(() => same(0)),
+    );
+  });
+
+  it('forwards SIGINT, SIGTERM and SIGHUP to the command, exits with its status, frees the lock', async () => {
+    await Promise.all(
+      ['SIGINT', 'SIGTERM', 'SIGHUP'].map(async (signal) => {
+        const file = path.join(dir, `fwd-${signal}`);
+        const r = start('interlock', [file, process.execPath, CHILD]);
+        await until(r, /ready/);
+        r.child.kill(signal);
+        const { code, out } = await r.done;
+        assert.match(out, new RegExp(`got ${signal}\\n`));
+        assert.equal(code, 100 + require('node:os').constants.signals[signal]);
+        assert.equal((await run('flock', ['-n', file, 'true'])).code, 0, `${signal}: lock still held`);
+      }),
+    );
+  });
+
+  // flock(1) without -o lets the command inherit its lock fd, so the lock
+  // outlives flock; interlock's fd is close-on-exec, so it never does.
+  it('a SIGKILLed interlock frees the lock though its command lives on (flock(1) needs -o for that)', async () => {
+    const expected = { flock: 1, 'flock -o': 0, interlock: 0 };
+    for (const [name, tool, opts] of [
+      ['flock', 'flock', []],
+      ['flock -o', 'flock', ['-o']],
+      ['interlock', 'interlock', []],
+    ]) {
+      const file = path.join(dir, `kill-${name.replace(' ', '')}`);
+      const r = start(tool, [...opts, file, process.execPath, CHILD], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const commandPid = Number((await until(r, /ready (\d+)/))[1]);
+      strays.add(commandPid);
+      r.child.kill('SIGKILL');
+      await r.exited;
+      assert.equal((await run('flock', ['-n', file, 'true'])).code, expected[name], name);
+      process.kill(commandPid, 0); // the command still runs
+      process.kill(commandPid, 'SIGTERM');
+      await r.done;
+    }
+  });
+
+  it('usage errors exit 64 in both; a missing command 69; an unopenable lock file 66', async () => {
+    const file = path.join(dir, 'usage');
+    const cases = [
+      [[], 64],
+      [[file], 64],
+      [['-Z', file, 'true'], 64],
+      [['-w', 'abc', file, 'true'], 64],
+      [['-w'], 64],
+      [['-E', '300', file, 'true'], 64],
+      [['-E', '7x', file, 'true'], 64],
+      [[file, '-c', 'true', 'extra'], 64],
+      [[file, '-c'], 64],
+      [['-c', 'true', file], 64],
+      [[file, 'no-such-command-interlock'], 69],
+      [[path.join(dir, 'no', 'such', 'dir'), 'true'], 66],
+    ];
+    const [all, verboseArg, noFork, unknown] = await Promise.all([
+      codesOf(cases.map(([args]) => args)),
+      run('interlock', ['--verbose=1', file, 'true']),
+      run('interlock', ['-F', file, 'true']),
+      run('interlock', ['-Z', file, 'true']),
+    ]);
+    for (const [i, [args, code]] of cases.entries()) assert.deepEqual(all[i], same(code), args.join(' '));
+    assert.equal(verboseArg.code, 64);
+    assert.equal(noFork.code, 64, '-F cannot be honoured');
+    assert.match(unknown.err, /^interlock: .*'-Z'.*\nTry 'interlock --help'/);
+  });
+
+  it('options end at the file: later ones belong to the command', async () => {
+    const file = path.join(dir, 'argv');
+    const args = [file, 'sh', '-c', 'echo "$*"', 'sh', '-n', '-w', '1', '-E', '9'];
+    const results = await Promise.all(TOOLS.map((t) => run(t, args)));
+    for (const r of results) assert.deepEqual([r.code, r.out], [0, '-n -w 1 -E 9\n']);
+    const help = await run('interlock', ['--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.out, /-o, --close .*never inherits/);
+    assert.match((await run('interlock', ['-V'])).out, /^interlock \d+\.\d+\.\d+\n$/);
+  });
+
+  it('--verbose reports the wait, worded like flock(1)', async () => {
+    const file = path.join(dir, 'verbose');
+    const results = await Promise.all(TOOLS.map((t) => run(t, ['--verbose', file, 'true'])));
+    for (const [i, r] of results.entries()) {
+      assert.equal(r.code, 0);
+      assert.match(
+        r.out,
+        new RegExp(`^${TOOLS[i]}: getting lock took \\d+\\.\\d{6} seconds\\n${TOOLS[i]}: executing true\\n$`),
+      );
+    }
+    const h = await hold('flock', file);
+    const failed = await run('interlock', ['--verbose', '-n', file, 'true']);
+    assert.deepEqual([failed.code, failed.err], [1, 'interlock: failed to get lock\n']);
+    await h.release();
+  });
+
+  it('locks a directory and an inherited fd number the way flock(1) does', async () => {
+    const lockDir = fs.mkdtempSync(path.join(dir, 'd-'));
+    for (const holder of TOOLS) {
+      const h = await hold(holder, lockDir);
+      assert.deepEqual(codes(await both(['-n', lockDir, 'true'])), same(1), `${holder} holds the directory`);
+      await h.release();
+    }
+    const file = path.join(dir, 'fd');
+    const env = { ...process.env, F: file, NODE: process.execPath, CLI };
+    const sh = (script) => run('sh', ['-c', script], { env }).then((r) => r.out);
+    // The lock stays on the shell's fd after interlock exits, until -u.
+    assert.equal(
+      await sh(
+        'exec 9>"$F"; "$NODE" "$CLI" 9; flock -n "$F" true; echo $?; "$NODE" "$CLI" -u 9; flock -n "$F" true; echo $?',
+      ),
+      '1\n0\n',
+    );
+    const h = await hold('flock', file);
+    assert.equal(await sh('exec 9>"$F"; flock -n 9; echo $?; "$NODE" "$CLI" -n -E 5 9; echo $?'), '1\n5\n');
+    await h.release();
+  });
+});
+
+describe('interlock status', () => {
+  let dir;
+  before(() => {
+    dir = tmpDir('interlock-status-');
+  });
+  afterEach(cleanUp);
+
+  const status = async (file, json) => {
+    const r = await run('interlock', ['status', ...(json ? ['--json'] : []), file]);
+    return { code: r.code, out: json && r.out ? JSON.parse(r.out) : r.out, err: r.err };
+  };
+
+  it('names the flock(1) holder and its waiter (pid, mode, command); exit 1, then 0 when free', async () => {
+    const file = path.join(dir, 'held');
+    const h = await hold('flock', file);
+    const w = start('flock', [file, 'true']);
+    assert.ok(await queued(file), 'the waiter never showed in /proc/locks');
+    const text = await status(file);
+    assert.equal(text.code, 1);
+    assert.match(text.out, new RegExp(`held\\n  holder  pid ${h.pid} +exclusive  flock `));
+    assert.match(text.out, new RegExp(`\\n  waiter  pid ${w.child.pid} +exclusive  flock ${file} true\\n`));
+    const { code, out } = await status(file, true);
+    assert.equal(code, 1);
+    assert.equal(out.path, file);
+    assert.equal(out.held, true);
+    assert.deepEqual(
+      out.holders.map((o) => [o.pid, o.mode, o.alive, o.command[0]]),
+      [[h.pid, 'exclusive', true, 'flock']],
+    );
+    assert.deepEqual(
+      out.waiters.map((o) => [o.pid, o.mode, o.command.join(' ')]),
+      [[w.child.pid, 'exclusive', `flock ${file} true`]],
+    );
+    await h.release();
+    await w.done;
+    assert.deepEqual(await status(file), { code: 0, out: `${file}: free\n`, err: '' });
+    const free = await status(file, true);
+    assert.deepEqual([free.code, free.out.held, free.out.holders, free.out.waiters], [0, false, [], []]);
+  });
+
+  it('lists shared holders, and interlock itself as a holder', async () => {
+    const file = path.join(dir, 'shared');
+    const a = await hold('flock', file, ['-s']);
+    const b = await hold('interlock', file, ['-s']);
+    const { code, out } = await status(file, true);
+    assert.equal(code, 1);
+    assert.deepEqual(out.holders.map((o) => [o.pid, o.mode]).sort(), [
+      [a.pid, 'shared'],
+      [b.pid, 'shared'],
+    ]);
+    assert.ok(out.holders.find((o) => o.pid === b.pid).command.includes(CLI));
+    await Promise.all([a.release(), b.release()]);
+  });
+
+  it('finds the command that inherited the lock when flock(1) itself was killed', async () => {
+    // Not hold(): Node closes a child's stdin when the child exits, which would end `cat`.
+    const file = path.join(dir, 'orphan');
+    const r = start('flock', [file, process.execPath, CHILD], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const commandPid = Number((await until(r, /ready (\d+)/))[1]);
+    strays.add(commandPid);
+    r.child.kill('SIGKILL');
+    await r.exited;
+    const { code, out } = await status(file, true);
+    assert.equal(code, 1);
+    assert.deepEqual(
+      out.holders.map((o) => [o.pid, o.alive, o.inherited ?? false]),
+      [
+        [r.child.pid, false, false],
+        [commandPid, true, true],
+      ],
+    );
+    assert.match((await status(file)).out, /\(exited; .*\n.*\(inherited descriptor\)\n$/);
+    process.kill(commandPid, 'SIGTERM');
+    await r.done;
+  });
+
+  it('a missing file is an error (66) and is not created; bad arguments exit 64', async () => {
+    const file = path.join(dir, 'missing');
+    const r = await status(file);
+    assert.equal(r.code, 66);
+    assert.match(r.err, /No such file or directory/);
+    assert.equal(fs.existsSync(file), false);
+    for (const args of [['status'], ['status', 'a', 'b'], ['status', '--bogus', file]]) {
+      assert.equal((await run('interlock', args)).code, 64, args.join(' '));
+    }
+  });
+});
