@@ -1,3 +1,4 @@
+'use strict';
 // The demo's experiment as a test: processes × worker threads × async tasks
 // increment one counter file (read → ~1 ms pause → write) through FileLock.
 // Every update must land; the same run with no lock must lose some.
