@@ -2,7 +2,7 @@
 // threads and async tasks.
 import { resolve } from 'node:path';
 import { closedError, fromNative } from './errors';
-import { LockHandle } from './handle';
+import { LockHandle, runHeld, runHeldSync } from './handle';
 import { type NativeLockFile, native } from './native';
 import { type Backend, LockQueue } from './queue';
 import {
@@ -37,15 +37,17 @@ export interface AcquireSyncOptions {
 class FileBackend implements Backend<true> {
   readonly path: string;
   readonly #file: NativeLockFile;
+  readonly #slot: number;
 
   constructor(path: string, mode: number, create: boolean) {
     this.path = path;
     this.#file = new native.LockFile(path, mode, create);
+    this.#slot = this.#file.slot;
   }
 
   tryLock(shared: boolean): true | null {
     try {
-      return this.#file.tryLock(shared) ? true : null;
+      return native.fileTryLock(this.#slot, shared) ? true : null;
     } catch (err) {
       throw fromNative(err, this.path);
     }
@@ -70,7 +72,7 @@ class FileBackend implements Backend<true> {
 
   unlock(): void {
     try {
-      this.#file.unlock();
+      native.fileUnlock(this.#slot);
     } catch (err) {
       throw fromNative(err, this.path);
     }
@@ -155,25 +157,15 @@ export class FileLock {
     return this.#open().acquireSync(this, shared, timeout);
   }
 
-  /** Acquires, runs `fn`, and always releases. */
-  async run<T>(fn: (handle: LockHandle) => T | Promise<T>, options?: AcquireOptions): Promise<T> {
+  /** Acquires, runs `fn` with the handle, and always releases. */
+  run<T>(fn: (handle: LockHandle) => T | Promise<T>, options?: AcquireOptions): Promise<T> {
     validateFunction(fn, 'fn');
-    const handle = await this.acquire(options);
-    try {
-      return await fn(handle);
-    } finally {
-      handle.release();
-    }
+    return runHeld(this.acquire(options), fn);
   }
 
   runSync<T>(fn: (handle: LockHandle) => T, options?: AcquireSyncOptions): T {
     validateFunction(fn, 'fn');
-    const handle = this.acquireSync(options);
-    try {
-      return fn(handle);
-    } finally {
-      handle.release();
-    }
+    return runHeldSync(this.acquireSync(options), fn);
   }
 
   /** Releases what this instance holds and rejects what it waits for. */

@@ -36,3 +36,24 @@ export class LockHandle {
     return Promise.resolve();
   }
 }
+
+/** run(): `acquired` was started synchronously, so bad options threw already. */
+export async function runHeld<H extends LockHandle, T>(
+  acquired: Promise<H>,
+  fn: (handle: H) => T | Promise<T>,
+): Promise<T> {
+  const handle = await acquired;
+  try {
+    return await fn(handle);
+  } finally {
+    handle.release();
+  }
+}
+
+export function runHeldSync<H extends LockHandle, T>(handle: H, fn: (handle: H) => T): T {
+  try {
+    return fn(handle);
+  } finally {
+    handle.release();
+  }
+}

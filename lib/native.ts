@@ -10,6 +10,8 @@ export interface NativeWait {
 export type WaitCallback = (errno: number, syscall?: string) => void;
 
 export interface NativeLockFile {
+  /** Index for the by-slot hot-path functions (they skip napi_unwrap). */
+  readonly slot: number;
   tryLock(shared: boolean): boolean;
   lockSync(shared: boolean, timeoutMs: number): void;
   lockAsync(shared: boolean, callback: WaitCallback): NativeWait;
@@ -21,6 +23,14 @@ export interface Binding {
   LockFile: new (path: string, mode: number, create: boolean) => NativeLockFile;
   flockSync(fd: number, op: number, timeoutMs: number): boolean;
   flockAsync(fd: number, op: number, callback: WaitCallback): NativeWait;
+  SharedMutex: new (name: string, dataSize: number, mode: number) => NativeSharedMutex;
+  inspectRegion(name: string): RegionInfo;
+  fileTryLock(slot: number, shared: boolean): boolean;
+  fileUnlock(slot: number): void;
+  mutexTryLock(slot: number): number;
+  mutexLockSync(slot: number, timeoutMs: number): number;
+  mutexUnlock(slot: number): void;
+  INCOMPATIBLE: number;
   waitThreadsAlive(): number;
   LOCK_SH: number;
   LOCK_EX: number;
@@ -34,3 +44,27 @@ export const native = load(join(__dirname, '..')) as Binding;
 
 export const ECANCELED = -125;
 export const EWOULDBLOCK = -11;
+
+/** Grants travel as token * 2 + ownerDied; 0 means busy. */
+export interface NativeSharedMutex {
+  readonly slot: number;
+  tryLock(): number;
+  lockSync(timeoutMs: number): number;
+  lockAsync(callback: (errno: number, syscall?: string, grant?: number) => void): NativeWait;
+  unlock(): void;
+  close(): void;
+  data(): ArrayBuffer;
+  info(): RegionInfo;
+}
+
+export interface RegionInfo {
+  dataSize: number;
+  token: bigint;
+  ready: boolean;
+  dirty: boolean;
+  holderPid: number;
+  holderTid: number;
+  /** ms since the epoch (CLOCK_REALTIME) of the current holder's acquisition. */
+  acquiredAt: number;
+  abi: string;
+}

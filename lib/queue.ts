@@ -49,7 +49,11 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
   readonly #backend: Backend<G>;
   readonly #makeHandle: MakeHandle<G, H>;
   readonly #onClosed: () => void;
-  readonly #held = new Map<H, { owner: object; grant: G }>();
+  // Current holders and their instances, in parallel arrays: an exclusive
+  // lock has one, so this beats a Map on the hot path.
+  readonly #held: H[] = [];
+  readonly #heldBy: object[] = [];
+  #grantNow: G | undefined;
   readonly #queue: Request<H>[] = [];
   #heldShared = false;
   #wait: PendingWait | null = null;
@@ -71,18 +75,18 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
   }
 
   #joinable(shared: boolean): boolean {
-    return shared && this.#heldShared && this.#held.size > 0;
+    return shared && this.#heldShared && this.#held.length > 0;
   }
 
   tryAcquire(owner: object, shared: boolean): H | null {
     if (this.#busy()) return null;
-    if (this.#held.size > 0) return this.#joinable(shared) ? this.#join(owner) : null;
+    if (this.#held.length > 0) return this.#joinable(shared) ? this.#join(owner) : null;
     const grant = this.#backend.tryLock(shared);
     return grant === null ? null : this.#grant(owner, shared, grant);
   }
 
   acquireSync(owner: object, shared: boolean, timeoutMs: number): H {
-    if (this.#busy() || this.#held.size > 0) {
+    if (this.#busy() || this.#held.length > 0) {
       if (!this.#busy() && this.#joinable(shared)) return this.#join(owner);
       throw deadlockError(this.path);
     }
@@ -106,7 +110,7 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
       } catch (err) {
         return Promise.reject(err);
       }
-      tried = this.#held.size === 0;
+      tried = this.#held.length === 0;
     }
     return new Promise<H>((resolve, reject) => {
       const site = new Error();
@@ -126,12 +130,18 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
   }
 
   releaseHandle(handle: LockHandle): void {
-    const entry = this.#held.get(handle as H);
-    if (entry === undefined) return;
-    this.#held.delete(handle as H);
-    if (this.#held.size > 0) return;
+    const index = this.#held.indexOf(handle as H);
+    if (index < 0) return;
+    const last = this.#held.length - 1;
+    if (index !== last) {
+      this.#held[index] = this.#held[last] as H;
+      this.#heldBy[index] = this.#heldBy[last] as object;
+    }
+    this.#held.pop();
+    this.#heldBy.pop();
+    if (last > 0) return;
     try {
-      this.#backend.unlock(entry.grant);
+      this.#backend.unlock(this.#grantNow as G);
     } finally {
       this.#pump();
     }
@@ -142,8 +152,10 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
     for (const req of [...this.#queue]) {
       if (req.owner === owner) this.#cancel(req, closedError('the lock'));
     }
-    for (const [handle, entry] of [...this.#held]) {
-      if (entry.owner === owner) handle.release();
+    const held = [...this.#held];
+    const heldBy = [...this.#heldBy];
+    for (let i = 0; i < held.length; i++) {
+      if (heldBy[i] === owner) held[i]?.release();
     }
     this.refs--;
     this.#maybeClose();
@@ -151,14 +163,15 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
 
   #grant(owner: object, shared: boolean, grant: G): H {
     const handle = this.#makeHandle(this, shared, grant);
-    this.#held.set(handle, { owner, grant });
+    this.#held.push(handle);
+    this.#heldBy.push(owner);
+    this.#grantNow = grant;
     this.#heldShared = shared;
     return handle;
   }
 
   #join(owner: object): H {
-    const first = this.#held.values().next().value as { grant: G };
-    return this.#grant(owner, true, first.grant);
+    return this.#grant(owner, true, this.#grantNow as G);
   }
 
   #settle(req: Request<H>, handle: H): void {
@@ -180,7 +193,7 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
   #pump(tried = false): void {
     while (this.#queue.length > 0) {
       const head = this.#queue[0] as Request<H>;
-      if (this.#held.size > 0) {
+      if (this.#held.length > 0) {
         if (!this.#joinable(head.shared)) return;
         this.#queue.shift();
         this.#settle(head, this.#join(head.owner));
@@ -270,7 +283,7 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
   }
 
   #maybeClose(): void {
-    if (this.refs > 0 || this.#held.size > 0 || this.#queue.length > 0 || this.#closed) return;
+    if (this.refs > 0 || this.#held.length > 0 || this.#queue.length > 0 || this.#closed) return;
     if (this.#wait !== null) {
       this.#stopWait(this.#wait);
       return; // #waitDone comes back here

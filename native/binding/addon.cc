@@ -8,6 +8,7 @@
 #include "addon_data.h"
 #include "fd_wait.h"
 #include "lock_file_object.h"
+#include "shared_mutex_object.h"
 #include "wait_object.h"
 
 namespace interlock {
@@ -35,6 +36,16 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->wait_ctor = Napi::Persistent(WaitObject::Init(env));
 
   exports.Set("LockFile", lock_file);
+  Napi::Function mutex = SharedMutexObject::Init(env);
+  data->mutex_ctor = Napi::Persistent(mutex);
+  exports.Set("SharedMutex", mutex);
+  exports.Set("mutexTryLock", Napi::Function::New<SharedMutexObject::FastTryLock>(env, "mutexTryLock"));
+  exports.Set("mutexLockSync", Napi::Function::New<SharedMutexObject::FastLockSync>(env, "mutexLockSync"));
+  exports.Set("mutexUnlock", Napi::Function::New<SharedMutexObject::FastUnlock>(env, "mutexUnlock"));
+  exports.Set("fileTryLock", Napi::Function::New<LockFileObject::FastTryLock>(env, "fileTryLock"));
+  exports.Set("fileUnlock", Napi::Function::New<LockFileObject::FastUnlock>(env, "fileUnlock"));
+  exports.Set("inspectRegion", Napi::Function::New<SharedMutexObject::Inspect>(env, "inspectRegion"));
+  exports.Set("INCOMPATIBLE", Napi::Number::New(env, kIncompatible));
   exports.Set("flockSync", Napi::Function::New<FdWait::FlockSync>(env, "flockSync"));
   exports.Set("flockAsync", Napi::Function::New<FdWait::FlockAsync>(env, "flockAsync"));
   exports.Set("waitThreadsAlive", Napi::Function::New<WaitThreadsAlive>(env, "waitThreadsAlive"));

@@ -4,6 +4,7 @@
 
 #include "async_wait.h"
 #include "lock_file_object.h"
+#include "shared_mutex_object.h"
 
 namespace interlock {
 
@@ -22,6 +23,9 @@ void AddonData::WaitDelivered(Napi::Env env) {
 
 void AddonData::Teardown() {
   torn_down = true;
+  // Mutex holds first: a parked holder only lets go when told to, so its
+  // wait could not be joined below.
+  mutexes.ForEach([](SharedMutexObject* m) { m->CloseNow(true); });
   std::vector<AsyncWait*> pending(waits.begin(), waits.end());
   for (AsyncWait* w : pending) w->cancel();
   for (AsyncWait* w : pending) {
@@ -29,8 +33,7 @@ void AddonData::Teardown() {
     w->Orphan();
   }
   waits.clear();
-  for (LockFileObject* f : files) f->CloseNow();
-  files.clear();
+  files.ForEach([](LockFileObject* f) { f->CloseNow(); });
 }
 
 void DeliverWait(Napi::Env env, Napi::Function, AddonData* data, AsyncWait* wait) {

@@ -5,15 +5,52 @@
 #include <napi.h>
 
 #include <unordered_set>
+#include <vector>
 
 namespace interlock {
 
 class AsyncWait;
 class LockFileObject;
+class SharedMutexObject;
 struct AddonData;
 
 void DeliverWait(Napi::Env env, Napi::Function, AddonData* data, AsyncWait* wait);
 using WaitChannel = Napi::TypedThreadSafeFunction<AddonData, AsyncWait, DeliverWait>;
+
+// Live objects of one kind by small integer slot. The hot-path functions
+// take a slot rather than being methods on the wrapped object: napi_unwrap is
+// a private-property lookup that costs more than the lock operation itself.
+// The facade keeps the object alive while it uses the slot.
+template <typename T>
+class SlotTable {
+ public:
+  int Add(T* obj) {
+    if (!free_.empty()) {
+      int slot = free_.back();
+      free_.pop_back();
+      items_[static_cast<size_t>(slot)] = obj;
+      return slot;
+    }
+    items_.push_back(obj);
+    return static_cast<int>(items_.size() - 1);
+  }
+  void Remove(int slot) {
+    items_[static_cast<size_t>(slot)] = nullptr;
+    free_.push_back(slot);
+  }
+  T* Get(int slot) const {
+    return slot >= 0 && static_cast<size_t>(slot) < items_.size() ? items_[static_cast<size_t>(slot)] : nullptr;
+  }
+  template <typename F>
+  void ForEach(F&& f) const {
+    for (T* item : items_)
+      if (item != nullptr) f(item);
+  }
+
+ private:
+  std::vector<T*> items_;
+  std::vector<int> free_;
+};
 
 struct AddonData {
   explicit AddonData(Napi::Env env);
@@ -30,11 +67,13 @@ struct AddonData {
 
   Napi::FunctionReference lock_file_ctor;
   Napi::FunctionReference wait_ctor;
+  Napi::FunctionReference mutex_ctor;
   WaitChannel channel;
   int in_flight = 0;
   bool torn_down = false;
   std::unordered_set<AsyncWait*> waits;
-  std::unordered_set<LockFileObject*> files;
+  SlotTable<LockFileObject> files;
+  SlotTable<SharedMutexObject> mutexes;
 };
 
 }  // namespace interlock

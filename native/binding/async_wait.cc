@@ -18,7 +18,9 @@ int AsyncWait::Begin(Napi::Env env, int64_t deadline_ns) {
   return 0;
 }
 
-void AsyncWait::finished() {
+void AsyncWait::Post() {
+  if (posted_) return;
+  posted_ = true;
   retain();  // the delivery's reference
   if (data_->channel.NonBlockingCall(this) != napi_ok) release();
 }
@@ -35,7 +37,10 @@ void AsyncWait::Deliver(Napi::Env env, AddonData* data) {
   owner_.Reset();
   data->WaitDelivered(env);
   Napi::Value syscall = result_.syscall != nullptr ? Napi::String::New(env, result_.syscall) : env.Undefined();
-  cb.Call({Napi::Number::New(env, result_.error), syscall});
+  napi_value args[] = {Napi::Number::New(env, result_.error), syscall, Extra(env)};
+  // During worker termination JS can no longer run; that is normal here and
+  // the env cleanup hook has released what this wait held.
+  napi_call_function(env, env.Undefined(), cb, 3, args, nullptr);
   release();  // registry
   release();  // delivery
 }

@@ -29,9 +29,15 @@ class AsyncWait : public Wait {
   // Runs on the JS thread just before the callback (e.g. to unlock a grant
   // that nobody wants any more). May rewrite result_.
   virtual void Settle() {}
+  // A third callback argument (undefined by default).
+  virtual Napi::Value Extra(Napi::Env env) { return env.Undefined(); }
+  // Hands result_ to the JS thread now; run() may go on afterwards (a
+  // parked mutex holder). Later calls, and finished(), do nothing.
+  void Post();
 
  private:
-  void finished() override;
+  void finished() override { Post(); }
+  bool posted_ = false;
 
   AddonData* data_;
   Napi::FunctionReference callback_;

@@ -26,13 +26,13 @@ LockFileObject::LockFileObject(const Napi::CallbackInfo& info) : Napi::ObjectWra
   }
   file_ = new LockFile(info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Number>().Int32Value(),
                        info[2].ToBoolean().Value());
-  AddonData::From(info.Env())->files.insert(this);
-  registered_ = true;
+  slot_ = AddonData::From(info.Env())->files.Add(this);
+  info.This().As<Napi::Object>().Set("slot", Napi::Number::New(info.Env(), slot_));
 }
 
 LockFileObject::~LockFileObject() {
   CloseNow();
-  if (registered_) AddonData::From(Env())->files.erase(this);
+  if (slot_ >= 0) AddonData::From(Env())->files.Remove(slot_);
   delete file_;
 }
 
@@ -52,12 +52,34 @@ void LockFileObject::WaitSettled(FileWait* wait) {
   wait_ = nullptr;
 }
 
+static Napi::Value TryLockFile(Napi::Env env, LockFile* file, bool shared) {
+  bool busy = false;
+  Status s = file->try_lock(shared, &busy);
+  if (!s.ok()) return ThrowStatus(env, s);
+  return Napi::Boolean::New(env, !busy);
+}
+
 // tryLock(shared) -> boolean: false when another holder has it.
 Napi::Value LockFileObject::TryLock(const Napi::CallbackInfo& info) {
-  bool busy = false;
-  Status s = file_->try_lock(info[0].ToBoolean().Value(), &busy);
-  if (!s.ok()) return ThrowStatus(info.Env(), s);
-  return Napi::Boolean::New(info.Env(), !busy);
+  return TryLockFile(info.Env(), file_, info[0].ToBoolean().Value());
+}
+
+static LockFileObject* FromSlot(const Napi::CallbackInfo& info) {
+  LockFileObject* obj = AddonData::From(info.Env())->files.Get(info[0].As<Napi::Number>().Int32Value());
+  if (obj == nullptr) ThrowType(info.Env(), "interlock binding: no lock file in that slot");
+  return obj;
+}
+
+Napi::Value LockFileObject::FastTryLock(const Napi::CallbackInfo& info) {
+  LockFileObject* obj = FromSlot(info);
+  if (obj == nullptr) return info.Env().Undefined();
+  return TryLockFile(info.Env(), obj->file_, info[1].ToBoolean().Value());
+}
+
+Napi::Value LockFileObject::FastUnlock(const Napi::CallbackInfo& info) {
+  LockFileObject* obj = FromSlot(info);
+  if (obj == nullptr) return info.Env().Undefined();
+  return obj->Unlock(info);
 }
 
 // lockSync(shared, timeoutMs): blocks this thread; timeoutMs < 0 waits forever.

@@ -14,6 +14,10 @@ class FileWait;
 class LockFileObject : public Napi::ObjectWrap<LockFileObject> {
  public:
   static Napi::Function Init(Napi::Env env);
+  // Hot path by slot (see SlotTable): fileTryLock(slot, shared) -> boolean,
+  // fileUnlock(slot).
+  static Napi::Value FastTryLock(const Napi::CallbackInfo& info);
+  static Napi::Value FastUnlock(const Napi::CallbackInfo& info);
 
   explicit LockFileObject(const Napi::CallbackInfo& info);
   ~LockFileObject() override;
@@ -33,7 +37,7 @@ class LockFileObject : public Napi::ObjectWrap<LockFileObject> {
 
   LockFile* file_ = nullptr;
   FileWait* wait_ = nullptr;  // the in-flight wait, retained
-  bool registered_ = false;
+  int slot_ = -1;
 };
 
 }  // namespace interlock

@@ -146,9 +146,12 @@ int Wait::start(int64_t deadline_ns) {
 }
 
 void Wait::cancel() {
-  std::lock_guard<std::mutex> lock(mu_);
-  cancel_.store(true, std::memory_order_release);
-  if (intr_ != nullptr) intr_->fire_now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancel_.store(true, std::memory_order_release);
+    if (intr_ != nullptr) intr_->fire_now();
+  }
+  on_cancel();
 }
 
 void Wait::join() {

@@ -51,6 +51,9 @@ class Wait {
   virtual void run() = 0;
   // After run(), on the same thread: report the result (e.g. post it to JS).
   virtual void finished() {}
+  // Inside cancel(), after the flag is set: wake a run() that is parked on
+  // something other than a syscall (e.g. a condition variable).
+  virtual void on_cancel() {}
   // The running thread's interrupter, for run() bodies that re-arm it.
   Interrupter* interrupter() const { return intr_; }
 

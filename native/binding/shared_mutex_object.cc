@@ -1,0 +1,266 @@
+#include "shared_mutex_object.h"
+
+#include <cstring>
+
+#include "addon_data.h"
+#include "errors.h"
+#include "mutex_wait.h"
+#include "wait_object.h"
+
+namespace interlock {
+
+Napi::Function SharedMutexObject::Init(Napi::Env env) {
+  return DefineClass(env, "SharedMutex",
+                     {
+                         InstanceMethod<&SharedMutexObject::TryLock>("tryLock"),
+                         InstanceMethod<&SharedMutexObject::LockSync>("lockSync"),
+                         InstanceMethod<&SharedMutexObject::LockAsync>("lockAsync"),
+                         InstanceMethod<&SharedMutexObject::Unlock>("unlock"),
+                         InstanceMethod<&SharedMutexObject::Close>("close"),
+                         InstanceMethod<&SharedMutexObject::Data>("data"),
+                         InstanceMethod<&SharedMutexObject::Info>("info"),
+                     });
+}
+
+// new SharedMutex(name, dataSize, mode): maps the region now, so a bad or
+// incompatible region fails at construction.
+SharedMutexObject::SharedMutexObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SharedMutexObject>(info) {
+  Napi::Env env = info.Env();
+  if (!ExpectArgs(info, 3) || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber()) {
+    ThrowType(env, "interlock binding: SharedMutex(name, dataSize, mode)");
+    return;
+  }
+  double size = info[1].As<Napi::Number>().DoubleValue();
+  if (!(size >= 0 && size <= 9007199254740991.0)) {
+    ThrowType(env, "interlock binding: bad dataSize");
+    return;
+  }
+  mapping_ = new Mapping();
+  Status s = mapping_->region.open(info[0].As<Napi::String>().Utf8Value(), static_cast<uint64_t>(size),
+                                   info[2].As<Napi::Number>().Int32Value());
+  if (!s.ok()) {
+    mapping_->Release();
+    mapping_ = nullptr;
+    ThrowStatus(env, s);
+    return;
+  }
+  slot_ = AddonData::From(env)->mutexes.Add(this);
+  info.This().As<Napi::Object>().Set("slot", Napi::Number::New(env, slot_));
+}
+
+SharedMutexObject::~SharedMutexObject() {
+  CloseNow(false);
+  if (slot_ >= 0) AddonData::From(Env())->mutexes.Remove(slot_);
+  if (mapping_ != nullptr) mapping_->Release();
+}
+
+void SharedMutexObject::CloseNow(bool teardown) {
+  if (wait_ != nullptr) {
+    wait_->Release(!teardown);
+    wait_->cancel();
+    wait_->join();
+    wait_->release();
+    wait_ = nullptr;
+  }
+  if (holder_ == Holder::kParked) {
+    parked_->Release(!teardown);
+    parked_->release();
+    parked_ = nullptr;
+  } else if (holder_ == Holder::kJs) {
+    region().unlock(!teardown);
+  }
+  holder_ = Holder::kNone;
+}
+
+bool SharedMutexObject::Usable(Napi::Env env) {
+  if (mapping_ != nullptr && mapping_->region.mapped()) return true;
+  ThrowStatus(env, Status{-EBADF, "mmap"});
+  return false;
+}
+
+void SharedMutexObject::WaitSettled(MutexWait* wait, bool granted) {
+  if (wait_ != wait) return;
+  wait_ = nullptr;
+  if (granted) {
+    holder_ = Holder::kParked;
+    parked_ = wait;  // keeps the reference wait_ had
+  } else {
+    wait->release();
+  }
+}
+
+// Grants travel as one number, token * 2 + ownerDied, so the hot path
+// allocates no object.
+Napi::Value SharedMutexObject::Granted(Napi::Env env, const Grant& grant, Holder holder) {
+  holder_ = holder;
+  return Napi::Number::New(env, static_cast<double>(grant.token) * 2 + (grant.owner_died ? 1 : 0));
+}
+
+static SharedMutexObject* FromSlot(const Napi::CallbackInfo& info) {
+  SharedMutexObject* obj = AddonData::From(info.Env())->mutexes.Get(info[0].As<Napi::Number>().Int32Value());
+  if (obj == nullptr) ThrowType(info.Env(), "interlock binding: no mutex in that slot");
+  return obj;
+}
+
+Napi::Value SharedMutexObject::FastTryLock(const Napi::CallbackInfo& info) {
+  SharedMutexObject* obj = FromSlot(info);
+  return obj == nullptr ? info.Env().Undefined() : obj->DoTryLock(info.Env());
+}
+
+Napi::Value SharedMutexObject::FastLockSync(const Napi::CallbackInfo& info) {
+  SharedMutexObject* obj = FromSlot(info);
+  return obj == nullptr ? info.Env().Undefined()
+                        : obj->DoLockSync(info.Env(), info[1].As<Napi::Number>().DoubleValue());
+}
+
+Napi::Value SharedMutexObject::FastUnlock(const Napi::CallbackInfo& info) {
+  SharedMutexObject* obj = FromSlot(info);
+  return obj == nullptr ? info.Env().Undefined() : obj->DoUnlock(info.Env());
+}
+
+Napi::Value SharedMutexObject::TryLock(const Napi::CallbackInfo& info) { return DoTryLock(info.Env()); }
+
+// tryLock() -> 0 when busy, else the encoded grant.
+Napi::Value SharedMutexObject::DoTryLock(Napi::Env env) {
+  if (!Usable(env)) return env.Undefined();
+  if (holder_ != Holder::kNone || wait_ != nullptr) return Napi::Number::New(env, 0);
+  Grant grant;
+  bool busy = false;
+  Status s = region().try_lock(&grant, &busy);
+  if (!s.ok()) return ThrowStatus(env, s);
+  if (busy) return Napi::Number::New(env, 0);
+  return Granted(env, grant, Holder::kJs);
+}
+
+Napi::Value SharedMutexObject::LockSync(const Napi::CallbackInfo& info) {
+  if (!ExpectArgs(info, 1)) return info.Env().Undefined();
+  return DoLockSync(info.Env(), info[0].As<Napi::Number>().DoubleValue());
+}
+
+// lockSync(timeoutMs) -> encoded grant; blocks this thread.
+Napi::Value SharedMutexObject::DoLockSync(Napi::Env env, double timeout) {
+  if (!Usable(env)) return env.Undefined();
+  if (holder_ != Holder::kNone || wait_ != nullptr) return ThrowStatus(env, Status{-EDEADLK, "pthread_mutex_lock"});
+  Grant grant;
+  Status s = region().lock(&grant, nullptr, timeout < 0 ? kNoDeadline : deadline_after_ms(timeout));
+  if (!s.ok()) return ThrowStatus(env, s);
+  return Granted(env, grant, Holder::kJs);
+}
+
+// lockAsync(callback(errno, syscall, grant)) -> Wait.
+Napi::Value SharedMutexObject::LockAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!ExpectArgs(info, 1) || !info[0].IsFunction()) return ThrowType(env, "interlock binding: lockAsync(cb)");
+  if (!Usable(env)) return env.Undefined();
+  if (holder_ != Holder::kNone || wait_ != nullptr) return ThrowStatus(env, Status{-EBUSY, "pthread_mutex_lock"});
+  auto* wait = new MutexWait(env, info[0].As<Napi::Function>(), this);
+  int err = wait->Begin(env);
+  if (err != 0) {
+    wait->Orphan();
+    return ThrowStatus(env, Status{err, "pthread_create"});
+  }
+  wait->retain();
+  wait_ = wait;
+  return WaitObject::Wrap(env, wait);
+}
+
+Napi::Value SharedMutexObject::Unlock(const Napi::CallbackInfo& info) { return DoUnlock(info.Env()); }
+
+Napi::Value SharedMutexObject::DoUnlock(Napi::Env env) {
+  if (holder_ == Holder::kJs) {
+    holder_ = Holder::kNone;
+    Status s = region().unlock(true);
+    if (!s.ok()) return ThrowStatus(env, s);
+  } else if (holder_ == Holder::kParked) {
+    holder_ = Holder::kNone;
+    parked_->Release(true);
+    parked_->release();
+    parked_ = nullptr;
+  }
+  return env.Undefined();
+}
+
+// close(): releases holds, then unmaps at once. The data ArrayBuffer is
+// detached first, so a stale `m.data` reads as empty instead of touching
+// unmapped memory.
+Napi::Value SharedMutexObject::Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CloseNow(false);
+  bool can_unmap = true;
+  if (!data_.IsEmpty()) {
+    Napi::ArrayBuffer ab = data_.Value();
+    if (!ab.IsEmpty() && napi_detach_arraybuffer(env, ab) != napi_ok) can_unmap = false;
+    data_.Reset();
+  }
+  if (mapping_ != nullptr && can_unmap) mapping_->region.unmap();
+  return env.Undefined();
+}
+
+// data() -> ArrayBuffer over the region's user bytes (made once).
+Napi::Value SharedMutexObject::Data(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!Usable(env)) return env.Undefined();
+  if (!data_.IsEmpty()) {
+    Napi::ArrayBuffer existing = data_.Value();
+    if (!existing.IsEmpty()) return existing;
+  }
+  if (region().data_size() == 0) return Napi::ArrayBuffer::New(env, 0);
+  napi_value ab;
+  mapping_->refs.fetch_add(1);
+  napi_status status = napi_create_external_arraybuffer(
+      env, region().data(), region().data_size(),
+      [](napi_env, void*, void* hint) { static_cast<Mapping*>(hint)->Release(); }, mapping_, &ab);
+  if (status != napi_ok) {
+    mapping_->Release();
+    Napi::Error err = Napi::Error::New(
+        env,
+        "interlock: this runtime forbids external ArrayBuffers (V8 sandbox, e.g. Electron), so SharedMutex "
+        "data cannot be exposed; the mutex itself still works");
+    err.Set("code", Napi::String::New(env, "ERR_EXTERNAL_BUFFERS_FORBIDDEN"));
+    err.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  data_ = Napi::Weak(Napi::ArrayBuffer(env, ab));
+  return Napi::Value(env, ab);
+}
+
+static Napi::Object Snapshot(Napi::Env env, const SharedRegion::Snapshot& s) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("dataSize", Napi::Number::New(env, static_cast<double>(s.data_size)));
+  o.Set("token", Napi::BigInt::New(env, s.token));
+  o.Set("ready", Napi::Boolean::New(env, s.ready));
+  o.Set("dirty", Napi::Boolean::New(env, s.dirty));
+  o.Set("holderPid", Napi::Number::New(env, s.holder_pid));
+  o.Set("holderTid", Napi::Number::New(env, s.holder_tid));
+  o.Set("acquiredAt", Napi::Number::New(env, static_cast<double>(s.acquired_at_ms)));
+  o.Set("abi", Napi::String::New(env, s.abi));
+  return o;
+}
+
+Napi::Value SharedMutexObject::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!Usable(env)) return env.Undefined();
+  RegionHeader* h = region().header();
+  SharedRegion::Snapshot s{};
+  s.data_size = h->data_size;
+  s.token = h->token.load();
+  s.ready = h->ready.load() != 0;
+  s.dirty = h->dirty.load() != 0;
+  s.holder_pid = h->holder_pid.load();
+  s.holder_tid = h->holder_tid.load();
+  s.acquired_at_ms = h->acquired_at_ms.load();
+  std::memcpy(s.abi, h->abi, sizeof(s.abi));
+  s.abi[sizeof(s.abi) - 1] = 0;
+  return Snapshot(env, s);
+}
+
+Napi::Value SharedMutexObject::Inspect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!ExpectArgs(info, 1) || !info[0].IsString()) return ThrowType(env, "interlock binding: inspectRegion(name)");
+  SharedRegion::Snapshot s{};
+  Status st = SharedRegion::peek(info[0].As<Napi::String>().Utf8Value(), &s);
+  if (!st.ok()) return ThrowStatus(env, st);
+  return Snapshot(env, s);
+}
+
+}  // namespace interlock

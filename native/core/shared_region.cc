@@ -1,0 +1,270 @@
+#include "shared_region.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "clock.h"
+
+// glibc >= 2.30 has pthread_mutex_clocklock; a weak reference lets one binary
+// use it where present and fall back to timedlock (CLOCK_REALTIME) on older
+// glibc, where a wall-clock jump can stretch one slice (never the deadline:
+// the loop below re-checks CLOCK_MONOTONIC).
+extern "C" int pthread_mutex_clocklock(pthread_mutex_t*, clockid_t, const struct timespec*) __attribute__((weak));
+
+namespace interlock {
+namespace {
+
+constexpr uint64_t kMagic = 0x4b434f4c52544e49ULL;  // "INTRLOCK"
+constexpr uint32_t kLayout = 1;
+constexpr int64_t kSliceNs = 2 * 1000 * 1000;  // cancel latency bound
+constexpr size_t kDataAlign = 64;
+
+size_t header_bytes() { return (sizeof(RegionHeader) + kDataAlign - 1) / kDataAlign * kDataAlign; }
+
+bool all_zero(const void* p, size_t n) {
+  const auto* b = static_cast<const uint8_t*>(p);
+  for (size_t i = 0; i < n; ++i)
+    if (b[i] != 0) return false;
+  return true;
+}
+
+timespec to_timespec(int64_t ns) {
+  timespec ts;
+  ts.tv_sec = ns / 1000000000;
+  ts.tv_nsec = ns % 1000000000;
+  return ts;
+}
+
+int lock_until(pthread_mutex_t* m, int64_t mono_deadline_ns) {
+  if (pthread_mutex_clocklock != nullptr) {
+    timespec ts = to_timespec(mono_deadline_ns);
+    return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+  }
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  int64_t real_ns = int64_t{now.tv_sec} * 1000000000 + now.tv_nsec + (mono_deadline_ns - monotonic_ns());
+  timespec ts = to_timespec(real_ns);
+  return pthread_mutex_timedlock(m, &ts);
+}
+
+// getpid/gettid are real syscalls (~200 ns here); the holder fields are
+// written on every acquisition, so both are cached per thread. A forked
+// child starts with the parent's cache, hence the atfork reset.
+thread_local int32_t cached_tid = 0;
+int32_t cached_pid = 0;
+
+void reset_ids() {
+  cached_tid = 0;
+  cached_pid = 0;
+}
+
+int32_t self_pid() {
+  static bool hooked = (pthread_atfork(nullptr, nullptr, reset_ids), true);
+  (void)hooked;
+  if (cached_pid == 0) cached_pid = static_cast<int32_t>(getpid());
+  return cached_pid;
+}
+
+int32_t self_tid() {
+  if (cached_tid == 0) cached_tid = static_cast<int32_t>(syscall(SYS_gettid));
+  return cached_tid;
+}
+
+}  // namespace
+
+std::string SharedRegion::abi_tag() {
+#if defined(__GLIBC__)
+  std::string tag = "glibc";
+#else
+  std::string tag = "musl";
+#endif
+#if defined(__x86_64__)
+  tag += "/x86_64";
+#elif defined(__aarch64__)
+  tag += "/aarch64";
+#else
+  tag += "/other";
+#endif
+  tag += "/m" + std::to_string(sizeof(pthread_mutex_t)) + "/l" + std::to_string(sizeof(long));
+  return tag;
+}
+
+uint64_t SharedRegion::region_size(uint64_t data_size) { return header_bytes() + data_size; }
+
+Status SharedRegion::initialise(int fd, uint64_t data_size) {
+  // Zero everything first (ftruncate to 0 and back), so a half-written
+  // earlier attempt leaves nothing behind.
+  if (ftruncate(fd, 0) != 0) return Status::fail("ftruncate");
+  if (ftruncate(fd, static_cast<off_t>(region_size(data_size))) != 0) return Status::fail("ftruncate");
+  header_->magic = kMagic;
+  header_->layout_version = kLayout;
+  header_->header_size = static_cast<uint32_t>(header_bytes());
+  std::string abi = abi_tag();
+  std::strncpy(header_->abi, abi.c_str(), sizeof(header_->abi) - 1);
+  header_->data_size = data_size;
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+  int rc = pthread_mutex_init(&header_->mutex, &attr);
+  pthread_mutexattr_destroy(&attr);
+  if (rc != 0) return Status{-rc, "pthread_mutex_init"};
+  header_->ready.store(1, std::memory_order_release);
+  return Status{};
+}
+
+Status SharedRegion::open(const std::string& name, uint64_t data_size, int mode) {
+  unmap();
+  std::string path = "/dev/shm/" + name;
+  int fd;
+  do {
+    fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, mode);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return Status::fail("open");
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }  // the mapping outlives the fd
+  } closer{fd};
+
+  // Every opener serialises on flock of the backing file; initialisation
+  // happens under it, so nobody maps a region that is being made.
+  Status st;
+  while (::flock(fd, LOCK_EX) != 0) {
+    if (errno != EINTR) return Status::fail("flock");
+  }
+  struct stat sb;
+  if (fstat(fd, &sb) != 0) return Status::fail("fstat");
+  if (!S_ISREG(sb.st_mode)) return Status{kIncompatible, "open"};
+  uint64_t want = region_size(data_size);
+  uint64_t have = static_cast<uint64_t>(sb.st_size);
+  bool fresh = have == 0;
+  if (!fresh && have != want) {
+    // Tell a half-made region (all zero) from a real mismatch.
+    RegionHeader probe;
+    ssize_t n = pread(fd, &probe, sizeof(probe), 0);
+    if (n == static_cast<ssize_t>(sizeof(probe)) && all_zero(&probe, sizeof(probe))) {
+      fresh = true;
+    } else {
+      ::flock(fd, LOCK_UN);
+      return Status{kIncompatible, "open"};
+    }
+  }
+  if (fresh && ftruncate(fd, static_cast<off_t>(want)) != 0) return Status::fail("ftruncate");
+  void* addr = mmap(nullptr, want, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (addr == MAP_FAILED) return Status::fail("mmap");
+  header_ = static_cast<RegionHeader*>(addr);
+  length_ = want;
+  data_size_ = data_size;
+  data_ = static_cast<uint8_t*>(addr) + header_bytes();
+
+  bool half_made = header_->ready.load(std::memory_order_acquire) == 0 &&
+                   (header_->magic == kMagic || all_zero(header_, sizeof(RegionHeader)));
+  if (fresh || half_made) {
+    st = initialise(fd, data_size);
+  } else if (header_->magic != kMagic || header_->layout_version != kLayout || header_->header_size != header_bytes() ||
+             header_->data_size != data_size ||
+             std::strncmp(header_->abi, abi_tag().c_str(), sizeof(header_->abi)) != 0 ||
+             header_->ready.load(std::memory_order_acquire) != 1) {
+    st = Status{kIncompatible, "open"};
+  }
+  ::flock(fd, LOCK_UN);
+  if (!st.ok()) unmap();
+  return st;
+}
+
+Status SharedRegion::peek(const std::string& name, Snapshot* out) {
+  std::string path = "/dev/shm/" + name;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return Status::fail("open");
+  alignas(RegionHeader) unsigned char raw[sizeof(RegionHeader)];
+  ssize_t n = pread(fd, raw, sizeof(raw), 0);
+  int err = errno;
+  ::close(fd);
+  if (n < 0) return Status::fail("read", err);
+  const auto* h = reinterpret_cast<const RegionHeader*>(raw);
+  if (n != static_cast<ssize_t>(sizeof(raw)) || h->magic != kMagic || h->layout_version != kLayout) {
+    return Status{kIncompatible, "open"};
+  }
+  out->data_size = h->data_size;
+  out->token = h->token.load(std::memory_order_relaxed);
+  out->ready = h->ready.load(std::memory_order_relaxed) != 0;
+  out->dirty = h->dirty.load(std::memory_order_relaxed) != 0;
+  out->holder_pid = h->holder_pid.load(std::memory_order_relaxed);
+  out->holder_tid = h->holder_tid.load(std::memory_order_relaxed);
+  out->acquired_at_ms = h->acquired_at_ms.load(std::memory_order_relaxed);
+  std::memcpy(out->abi, h->abi, sizeof(out->abi));
+  out->abi[sizeof(out->abi) - 1] = 0;
+  return Status{};
+}
+
+void SharedRegion::unmap() {
+  if (header_ != nullptr) munmap(header_, length_);
+  header_ = nullptr;
+  data_ = nullptr;
+  length_ = 0;
+}
+
+void SharedRegion::on_acquired(int rc, Grant* grant) {
+  bool died = rc == EOWNERDEAD;
+  // The previous holder died mid-update: its state may be half-written, but
+  // the mutex itself is fine. Mark it consistent and tell the new holder.
+  if (died) pthread_mutex_consistent(&header_->mutex);
+  if (header_->dirty.exchange(1, std::memory_order_acq_rel) != 0) died = true;
+  grant->owner_died = died;
+  grant->token = header_->token.fetch_add(1, std::memory_order_acq_rel) + 1;
+  header_->holder_pid.store(self_pid(), std::memory_order_relaxed);
+  header_->holder_tid.store(self_tid(), std::memory_order_relaxed);
+  timespec now;
+  clock_gettime(CLOCK_REALTIME_COARSE, &now);  // vDSO, no syscall
+  header_->acquired_at_ms.store(int64_t{now.tv_sec} * 1000 + now.tv_nsec / 1000000, std::memory_order_relaxed);
+}
+
+Status SharedRegion::try_lock(Grant* grant, bool* busy) {
+  *busy = false;
+  int rc = pthread_mutex_trylock(&header_->mutex);
+  if (rc == EBUSY) {
+    *busy = true;
+    return Status{};
+  }
+  if (rc != 0 && rc != EOWNERDEAD) return Status{-rc, "pthread_mutex_trylock"};
+  on_acquired(rc, grant);
+  return Status{};
+}
+
+Status SharedRegion::lock(Grant* grant, const std::atomic<bool>* cancel, int64_t deadline_ns) {
+  for (;;) {
+    if (cancel != nullptr && cancel->load(std::memory_order_acquire)) return Status{-ECANCELED, "pthread_mutex_lock"};
+    int64_t now = monotonic_ns();
+    if (deadline_ns != kNoDeadline && now >= deadline_ns) return Status{-ETIMEDOUT, "pthread_mutex_lock"};
+    int64_t until = now + kSliceNs;
+    if (cancel == nullptr) until = deadline_ns == kNoDeadline ? now + 1000 * kSliceNs : deadline_ns;
+    if (deadline_ns != kNoDeadline && until > deadline_ns) until = deadline_ns;
+    int rc = lock_until(&header_->mutex, until);
+    if (rc == ETIMEDOUT || rc == EINTR) continue;
+    if (rc != 0 && rc != EOWNERDEAD) return Status{-rc, "pthread_mutex_lock"};
+    on_acquired(rc, grant);
+    return Status{};
+  }
+}
+
+Status SharedRegion::unlock(bool clean) {
+  if (clean) {
+    header_->holder_pid.store(0, std::memory_order_relaxed);
+    header_->holder_tid.store(0, std::memory_order_relaxed);
+    header_->dirty.store(0, std::memory_order_release);
+  }
+  int rc = pthread_mutex_unlock(&header_->mutex);
+  if (rc != 0) return Status{-rc, "pthread_mutex_unlock"};
+  return Status{};
+}
+
+}  // namespace interlock
