@@ -11,6 +11,11 @@ const { tmpDir, threadCount, settledThreadCount, waitFor, holdFlock, othersCanLo
 const MARGIN = 150; // ms of scheduling slack allowed on a loaded 2-core VM
 const ETIMEDOUT = -110;
 
+/** The line number of the caller, to find that line in a stack. */
+function lineHere() {
+  return Number(/:(\d+):\d+\)?$/.exec(new Error().stack.split('\n')[2])[1]);
+}
+
 /** The rejection of `promise` and how long it took, in ms. */
 async function rejection(promise) {
   const t = performance.now();
@@ -74,8 +79,13 @@ describe('timeout and abort', () => {
 
   it('timeout rejects promptly with ETIMEDOUT and leaks nothing', async () => {
     const { file, holder, lock } = await heldLock();
-    const { err, ms } = await rejection(lock.acquire({ timeout: 100 }));
+    const [pending, line] = [lock.acquire({ timeout: 100 }), lineHere()];
+    const { err, ms } = await rejection(pending);
     assertTimeoutError(err, lock);
+    assert.ok(
+      err.stack.includes(`${__filename}:${line}:`),
+      `the stack shows the acquire() line ${line}:\n${err.stack}`,
+    );
     assert.ok(ms >= 95 && ms < 100 + MARGIN, `rejected after ${ms.toFixed(1)} ms`);
     await assertNoLeak(file, holder);
   });
