@@ -61,7 +61,7 @@ function splitDevice(dev: bigint): [number, number] {
   return [Number(major), Number(minor)];
 }
 
-function commandOf(pid: number): string[] | null {
+export function commandOf(pid: number): string[] | null {
   if (pid <= 0) return null;
   try {
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
@@ -134,7 +134,7 @@ export function fileStatus(path: string, procLocks = readFileSync('/proc/locks',
   return { path, device, inode: st.ino.toString(), held: holders.length > 0, holders, waiters };
 }
 
-function quote(arg: string): string {
+export function quote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 

@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { describeError, EX_NOINPUT, EX_OSERR, EX_USAGE, errorCode, UsageError, warn } from './cli-exit';
+import { describeError, EX_DATAERR, EX_NOINPUT, EX_OSERR, EX_USAGE, errorCode, UsageError, warn } from './cli-exit';
+import { formatMutex, type MutexStatus, mutexStatus } from './cli-mutex';
 import { type LockRequest, lockDescriptor, runLocked } from './cli-run';
 import { fileStatus, formatStatus } from './cli-status';
 
@@ -13,6 +14,7 @@ const HELP = `Usage:
  interlock [options] <file>|<directory> -c <command>
  interlock [options] <file descriptor number>
  interlock status [--json] <file>
+ interlock status [--json] --mutex <name>
 
 Hold a flock(2) lock while a command runs: a drop-in for util-linux flock(1).
 
@@ -44,6 +46,11 @@ codes for failures, as flock(1).
 interlock status [--json] <file>
   Who holds <file> and who waits (pid, mode, command line), from /proc/locks.
   Exit 0 if free, 1 if held.
+interlock status [--json] --mutex <name>
+  A SharedMutex's header, read without locking it: holder pid/tid and since
+  when, whether it still runs, fencing token, dirty flag, data size.
+  Exit 0 if free, 1 if held (also by a dead holder: its successor gets
+  ownerDied).
 `;
 
 const LOCK_OPTIONS = {
@@ -102,6 +109,7 @@ async function lockCommand(args: string[]): Promise<number> {
     verbose: false,
   };
   let help = false;
+  // In order, so the last of -s/-x wins, as in flock(1).
   for (const t of tokens) {
     if (t.kind !== 'option' || (first !== undefined && t.index >= first.index)) continue;
     if (!Object.hasOwn(LOCK_OPTIONS, t.name)) throw new UsageError(`unrecognized option '${t.rawName}'`);
@@ -114,8 +122,7 @@ async function lockCommand(args: string[]): Promise<number> {
     else if (name === 'version') {
       process.stdout.write(version());
       return 0;
-    } else if (name === 'shared')
-      req.shared = true; // the last of -s/-x wins, as in flock(1)
+    } else if (name === 'shared') req.shared = true;
     else if (name === 'exclusive' || name === 'e') req.shared = false;
     else if (name === 'unlock') req.unlock = true;
     else if (name === 'nonblock' || name === 'nb') req.nonblock = true;
@@ -151,8 +158,8 @@ async function statusCommand(args: string[]): Promise<number> {
     return 0;
   }
   if (values.mutex !== undefined) {
-    warn('status --mutex needs SharedMutex, which this version does not have');
-    return EX_USAGE;
+    if (positionals.length !== 0) throw new UsageError('status --mutex <name> takes no <file>');
+    return statusOfMutex(values.mutex, values.json === true);
   }
   if (positionals.length !== 1)
     throw new UsageError('status takes exactly one <file> (for a lock file named status, write ./status)');
@@ -165,6 +172,21 @@ async function statusCommand(args: string[]): Promise<number> {
     return errorCode(err) === 'ENOENT' || errorCode(err) === 'ENOTDIR' ? EX_NOINPUT : EX_OSERR;
   }
   process.stdout.write(values.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+  return status.held ? 1 : 0;
+}
+
+function statusOfMutex(name: string, json: boolean): number {
+  let status: MutexStatus;
+  try {
+    status = mutexStatus(name);
+  } catch (err) {
+    const code = errorCode(err);
+    if (code === 'ERR_INVALID_ARG_VALUE') throw new UsageError(`invalid mutex name: '${name}'`);
+    warn(`${code === 'ENOENT' ? `no mutex named ${name}` : (err as Error).message}`);
+    if (code === 'ENOENT') return EX_NOINPUT;
+    return code === 'ERR_INCOMPATIBLE_REGION' ? EX_DATAERR : EX_OSERR;
+  }
+  process.stdout.write(json ? `${JSON.stringify(status, null, 2)}\n` : formatMutex(status));
   return status.held ? 1 : 0;
 }
 

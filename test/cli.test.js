@@ -1,3 +1,4 @@
+'use strict';
 // The interlock CLI beside util-linux flock(1): the same scenarios through
 // both, the same exit codes, and each excludes the other on one file.
 const assert = require('node:assert/strict');
@@ -380,5 +381,51 @@ describe('interlock status', () => {
     for (const args of [['status'], ['status', 'a', 'b'], ['status', '--bogus', file]]) {
       assert.equal((await run('interlock', args)).code, 64, args.join(' '));
     }
+  });
+});
+
+describe('interlock status --mutex', () => {
+  const name = `interlock-cli-test-${process.pid}`;
+  const HOLDER = path.join(__dirname, 'fixtures', 'cli-mutex-holder.js');
+  const { SharedMutex } = require('..');
+  afterEach(cleanUp);
+  after(() => {
+    try {
+      SharedMutex.unlink(name);
+    } catch {}
+  });
+
+  const status = async (...args) => {
+    const r = await run('interlock', ['status', ...args]);
+    return { code: r.code, out: args.includes('--json') && r.code <= 1 ? JSON.parse(r.out) : r.out, err: r.err };
+  };
+
+  it('shows the holder (pid, tid, command, since), token and dirty flag; a dead holder as not running', async () => {
+    assert.equal((await status('--mutex', name)).code, 66, 'no region yet');
+    const r = start(process.execPath, [HOLDER, name]);
+    const token = (await until(r, /held (\d+)/))[1];
+    const held = await status('--json', '--mutex', name);
+    assert.equal(held.code, 1);
+    assert.deepEqual(
+      [held.out.held, held.out.token, held.out.dirty, held.out.dataSize, held.out.holder.pid, held.out.holder.alive],
+      [true, token, true, 8, r.child.pid, true],
+    );
+    assert.ok(held.out.holder.command.includes(HOLDER));
+    assert.ok(Math.abs(Date.parse(held.out.acquiredAt) - Date.now()) < 60_000, held.out.acquiredAt);
+    const text = await status('--mutex', name);
+    assert.match(text.out, new RegExp(`: held\\n  holder  pid ${r.child.pid} tid \\d+ since .*cli-mutex-holder`));
+    r.child.kill('SIGKILL');
+    await r.done;
+    const dead = await status('--json', '--mutex', name);
+    assert.deepEqual([dead.code, dead.out.held, dead.out.holder.alive], [1, true, false]);
+    assert.match((await status('--mutex', name)).out, /not running: the next acquirer gets ownerDied/);
+    const m = new SharedMutex(name, { dataSize: 8 });
+    const g = m.tryAcquire();
+    assert.equal(g.ownerDied, true);
+    g.release();
+    m.close();
+    const free = await status('--json', '--mutex', name);
+    assert.deepEqual([free.code, free.out.held, free.out.holder, free.out.dirty], [0, false, null, false]);
+    assert.equal(BigInt(free.out.token), BigInt(token) + 1n);
   });
 });

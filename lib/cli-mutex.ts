@@ -1,0 +1,69 @@
+// `interlock status --mutex <name>`: a SharedMutex region's header, read
+// without mapping or locking it, and whether its holder still runs.
+import { existsSync } from 'node:fs';
+import { commandOf, quote } from './cli-status';
+import { SharedMutex } from './shared-mutex';
+
+export interface MutexStatus {
+  name: string;
+  path: string;
+  held: boolean;
+  ready: boolean;
+  dataSize: number;
+  /** The fencing token of the latest acquisition (a decimal string: it is a u64). */
+  token: string;
+  /** Set while held; set while free means a holder died or was torn down mid-update. */
+  dirty: boolean;
+  /** When the current or last holder acquired it (ISO 8601), or null if never. */
+  acquiredAt: string | null;
+  holder: { pid: number; tid: number; alive: boolean; threadAlive: boolean; command: string[] | null } | null;
+  abi: string;
+}
+
+/** Throws SharedMutex.inspect's errors: ENOENT, ERR_INCOMPATIBLE_REGION, bad names. */
+export function mutexStatus(name: string): MutexStatus {
+  const info = SharedMutex.inspect(name);
+  const pid = info.holderPid;
+  const holder =
+    pid > 0
+      ? {
+          pid,
+          tid: info.holderTid,
+          alive: existsSync(`/proc/${pid}`),
+          threadAlive: existsSync(`/proc/${pid}/task/${info.holderTid}`),
+          command: commandOf(pid),
+        }
+      : null;
+  return {
+    name,
+    path: `/dev/shm/${name}`,
+    held: holder !== null,
+    ready: info.ready,
+    dataSize: info.dataSize,
+    token: info.token.toString(),
+    dirty: info.dirty,
+    acquiredAt: info.acquiredAt > 0 ? new Date(info.acquiredAt).toISOString() : null,
+    holder,
+    abi: info.abi,
+  };
+}
+
+export function formatMutex(s: MutexStatus): string {
+  const lines = [`${s.path}: ${s.held ? 'held' : 'free'}${s.ready ? '' : ' (not initialised yet)'}`];
+  const h = s.holder;
+  if (h !== null) {
+    const who = h.command === null ? '' : `  ${h.command.map(quote).join(' ')}`;
+    const since = s.acquiredAt === null ? '' : ` since ${s.acquiredAt}`;
+    lines.push(`  holder  pid ${h.pid} tid ${h.tid}${since}${who}`);
+    if (!h.alive) lines.push('          not running: the next acquirer gets ownerDied');
+    else if (!h.threadAlive) lines.push('          that thread has exited: the next acquirer gets ownerDied');
+  } else if (s.acquiredAt !== null) {
+    lines.push(`  last acquired ${s.acquiredAt}`);
+  }
+  lines.push(`  token   ${s.token}`);
+  lines.push(
+    `  dirty   ${s.dirty ? (s.held ? 'yes (an update is in progress)' : 'yes: a holder died mid-update; data may need repair') : 'no'}`,
+  );
+  lines.push(`  data    ${s.dataSize} bytes`);
+  return `${lines.join('\n')}\n`;
+}
