@@ -12,7 +12,7 @@ async function runCounter({ processes, workers, tasks = 1, n, modes }) {
   const dir = tmpDir('interlock-counter-');
   const lockPath = path.join(dir, 'counter.lock');
   const counter = path.join(dir, 'counter');
-  fs.writeFileSync(counter, '0');
+  fs.writeFileSync(counter, '00000000');
   const args = [lockPath, counter, modes, String(workers), String(tasks), String(n)];
   const kids = Array.from({ length: processes }, () => startFixture('counter.js', args, 'ready'));
   await Promise.all(kids.map((k) => k.started));
