@@ -2,7 +2,7 @@
 // threads) agree on: the counter file's format and the kinds of lock.
 const fs = require('node:fs');
 const path = require('node:path');
-const { FileLock } = require('interlock');
+const { FileLock, SharedMutex } = require('interlock');
 
 const WIDTH = 12; // fixed width, so a write never truncates the file under a reader
 
@@ -20,13 +20,28 @@ function writeCounter(fd, value) {
   fs.writeSync(fd, `${String(value).padStart(WIDTH - 1, '0')}\n`, 0);
 }
 
+// The run's temp directory name doubles as the SharedMutex name (it fits
+// [A-Za-z0-9._-]), so two demos at once never share a mutex.
+const mutexName = (dir) => path.basename(dir);
+
 // Each kind: its name in the output, how a worker thread opens it, and what
-// to remove once every process is gone (a named lock would unlink its name).
+// to remove once every process is gone.
 const LOCKS = {
   file: {
     label: 'FileLock',
     open: (dir) => new FileLock(path.join(dir, 'counter.lock')),
-    remove: () => {},
+    remove: () => {}, // the lock file goes with the directory
+  },
+  mutex: {
+    label: 'SharedMutex',
+    open: (dir) => new SharedMutex(mutexName(dir)),
+    remove: (dir) => {
+      try {
+        SharedMutex.unlink(mutexName(dir));
+      } catch (err) {
+        if (err.code !== 'ENOENT') throw err; // no thread got as far as opening it
+      }
+    },
   },
 };
 

@@ -18,7 +18,7 @@ const USAGE = `Usage: npm run demo -- [options]
   --threads M       worker threads per process (default 4)
   --increments K    increments per thread (default 150)
   --api async|sync  await lock.acquire() or lock.acquireSync() (default async)
-  --lock ${Object.keys(LOCKS).join('|').padEnd(10)} the lock for the locked run (default file)
+  --lock file|mutex FileLock or SharedMutex for the locked run (default file)
   -h, --help`;
 
 function options() {
@@ -70,18 +70,19 @@ function inbox(child) {
   };
 }
 
-const dirs = new Set();
+const made = new Map(); // temp directory -> the lock kind used in it
 
-function removeDir(dir, lock) {
+function removeDir(dir) {
+  const lock = made.get(dir);
+  made.delete(dir);
   if (lock !== 'none') LOCKS[lock].remove(dir);
   fs.rmSync(dir, { recursive: true, force: true });
-  dirs.delete(dir);
 }
 
 /** One experiment; `lock` is a key of LOCKS or 'none'. */
 async function experiment(opts, lock) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'interlock-demo-'));
-  dirs.add(dir);
+  made.set(dir, lock);
   const fd = fs.openSync(counterPath(dir), 'w+');
   writeCounter(fd, 0);
   const config = JSON.stringify({ dir, lock, api: opts.api, threads: opts.threads, increments: opts.increments });
@@ -103,7 +104,7 @@ async function experiment(opts, lock) {
   } finally {
     for (const { child } of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     fs.closeSync(fd);
-    removeDir(dir, lock);
+    removeDir(dir);
   }
 }
 
@@ -111,7 +112,7 @@ function line(label, result, expected) {
   const lost = expected - result.total;
   const verdict = lost === 0 ? 'exact' : `${lost} updates lost (${((100 * lost) / expected).toFixed(0)}%)`;
   const total = `${result.total} / ${expected}`;
-  return `  ${label.padEnd(10)} ${total.padStart(17)}   ${verdict.padEnd(28)} ${(result.ms / 1000).toFixed(2)} s`;
+  return `  ${label.padEnd(11)} ${total.padStart(13)}   ${verdict.padEnd(28)} ${(result.ms / 1000).toFixed(2)} s`;
 }
 
 async function main() {
@@ -156,7 +157,7 @@ for (const [signal, code] of [
   ['SIGTERM', 143],
 ]) {
   process.once(signal, () => {
-    for (const dir of [...dirs]) fs.rmSync(dir, { recursive: true, force: true });
+    for (const dir of [...made.keys()]) removeDir(dir);
     process.exit(code);
   });
 }
