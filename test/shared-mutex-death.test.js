@@ -1,0 +1,143 @@
+'use strict';
+// Owner death: a holder that is SIGKILLed or whose worker is terminated
+// hands the next acquirer ownerDied: true (and only the next one), whether it
+// held on its JS thread (sync, fast path) or through a parked native thread
+// (contended async). A worker terminated while waiting leaks nothing.
+const assert = require('node:assert/strict');
+const { SharedMutex } = require('..');
+const { killChildren, settledThreadCount, threadCount, fdCount, waitFor, sleep } = require('./helpers');
+const { uniqueName, cleanupNames, holderProcess, holderWorker, expectTag } = require('./fixtures/mutex-driver');
+
+/** `promise`'s value, or a failure if it takes longer than `ms`. */
+async function within(promise, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe('SharedMutex owner death', function () {
+  this.timeout(15000);
+  const opened = [];
+  const open = (name) => {
+    const m = new SharedMutex(name, { dataSize: 8 });
+    opened.push(m);
+    return m;
+  };
+
+  afterEach(() => {
+    for (const m of opened.splice(0)) m.close();
+    killChildren();
+  });
+  after(cleanupNames);
+
+  /** The next two acquisitions: the first hears of the death, the second does not. */
+  async function assertDeathReportedOnce(m) {
+    const first = await m.acquire({ timeout: 5000 });
+    assert.equal(first.ownerDied, true, 'the next acquirer hears that the holder died');
+    first.release();
+    const second = await m.acquire({ timeout: 5000 });
+    assert.equal(second.ownerDied, false, 'a clean release clears the news');
+    assert.ok(second.token > first.token);
+    second.release();
+    const third = m.acquireSync({ timeout: 5000 });
+    assert.equal(third.ownerDied, false);
+    third.release();
+  }
+
+  /** Has `holder` (already told to open `name`) take `m` through a parked native thread. */
+  async function holdContended(m, holder) {
+    const ours = m.acquireSync({ timeout: 5000 });
+    await holder.do('wait-async', 'waiting');
+    await sleep(30); // let its native wait block in the kernel
+    ours.release();
+    const held = expectTag(await holder.next('held'), 'held');
+    assert.notEqual(held.holderTid, held.tid, 'held by a parked native thread, not by the JS thread');
+    return held;
+  }
+
+  for (const how of ['sync', 'contended async']) {
+    it(`SIGKILL of a process holding it (${how}) → ownerDied: true once`, async () => {
+      const name = uniqueName('kill');
+      const m = open(name);
+      const holder = await holderProcess();
+      await holder.do(`open ${name} 8`, 'opened');
+      const held = how === 'sync' ? await holder.do('sync', 'held') : await holdContended(m, holder);
+      if (how === 'sync') assert.equal(held.holderTid, held.tid, 'held on its JS thread');
+      assert.equal(held.ownerDied, false);
+      assert.equal(m.info().holderPid, holder.pid);
+      assert.equal(m.tryAcquire(), null, 'held by the child');
+      const { signal } = await holder.kill();
+      assert.equal(signal, 'SIGKILL');
+      await assertDeathReportedOnce(m);
+    });
+  }
+
+  for (const how of ['sync', 'contended async']) {
+    it(`terminate() of a worker holding it (${how}) → ownerDied: true once`, async () => {
+      const name = uniqueName('term');
+      const m = open(name);
+      const holder = await holderWorker();
+      await holder.do(`open ${name} 8`, 'opened');
+      const held = how === 'sync' ? await holder.do('sync', 'held') : await holdContended(m, holder);
+      if (how === 'sync') assert.equal(held.holderTid, held.tid, 'held on its JS thread');
+      assert.equal(m.tryAcquire(), null, 'held by the worker');
+      await within(holder.worker.terminate(), 5000, 'terminate()');
+      await assertDeathReportedOnce(m);
+    });
+  }
+
+  it('a worker that closes its mutex cleanly before exiting leaves no death news', async () => {
+    const name = uniqueName('clean');
+    const m = open(name);
+    const holder = await holderWorker();
+    await holder.do(`open ${name} 8`, 'opened');
+    await holder.do('sync', 'held');
+    await holder.do('close', 'closed'); // close() releases what it holds, cleanly
+    await within(holder.worker.terminate(), 5000, 'terminate()');
+    const h = await m.acquire({ timeout: 5000 });
+    assert.equal(h.ownerDied, false);
+    h.release();
+  });
+
+  it('terminate() of a worker waiting for it: no hang, no leaked thread or fd, usable after', async () => {
+    const name = uniqueName('waiter');
+    const m = open(name);
+    const threads = await settledThreadCount();
+    const fds = fdCount();
+    const ours = m.acquireSync();
+    const waiters = [];
+    for (let i = 0; i < 3; i++) {
+      const w = await holderWorker();
+      await w.do(`open ${name} 8`, 'opened');
+      await w.do('wait-async', 'waiting');
+      waiters.push(w);
+    }
+    await sleep(30); // the waits are blocked in the kernel now
+    await within(Promise.all(waiters.map((w) => w.worker.terminate())), 5000, 'terminate() of waiting workers');
+    assert.equal(m.info().holderPid, process.pid, 'we still hold it');
+    ours.release();
+    await sleep(20);
+    // Nobody grabbed it on the way out: another process takes it at once.
+    const prober = await holderProcess();
+    await prober.do(`open ${name} 8`, 'opened');
+    const probe = await prober.do('try', 'try');
+    assert.equal(probe.ok, true, 'another process can take it');
+    assert.equal(probe.ownerDied, false, 'the waiters never held it');
+    await prober.do('release', 'released');
+    await prober.end();
+    const h = await m.acquire({ timeout: 2000 });
+    assert.equal(h.ownerDied, false);
+    h.release();
+    assert.ok(
+      await waitFor(() => threadCount() <= threads, 5000),
+      `threads back to baseline: ${threadCount()} vs ${threads}`,
+    );
+    assert.ok(await waitFor(() => fdCount() <= fds, 2000), `fds back to baseline: ${fdCount()} vs ${fds}`);
+  });
+});
