@@ -47,6 +47,7 @@ echo "built $addon in $(since "$start") s"
 # clone, so the JS under test matches the native sources just compiled.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/interlock-cmake.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+chmod 755 "$tmp"  # some tests run fixtures as another user (nobody)
 git ls-files -z -co --exclude-standard |
   while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
   tar -C "$root" --null -T - -cf - | tar -C "$tmp" -xf -
