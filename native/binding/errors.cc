@@ -4,11 +4,21 @@
 
 namespace interlock {
 
+// Raw Node-API calls with their failures ignored: this also runs while an
+// env is shutting down, when the checked wrappers would abort the process.
 Napi::Value ThrowStatus(Napi::Env env, const Status& status) {
-  Napi::Error err = Napi::Error::New(env, strerror(-status.error));
-  err.Set("errno", Napi::Number::New(env, status.error));
-  if (status.syscall != nullptr) err.Set("syscall", Napi::String::New(env, status.syscall));
-  err.ThrowAsJavaScriptException();
+  const char* text = strerror(-status.error);
+  napi_value message = nullptr, error = nullptr, errno_value = nullptr, syscall = nullptr;
+  if (napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message) != napi_ok) return env.Undefined();
+  if (napi_create_error(env, nullptr, message, &error) != napi_ok) return env.Undefined();
+  if (napi_create_int32(env, status.error, &errno_value) == napi_ok) {
+    napi_set_named_property(env, error, "errno", errno_value);
+  }
+  if (status.syscall != nullptr &&
+      napi_create_string_utf8(env, status.syscall, NAPI_AUTO_LENGTH, &syscall) == napi_ok) {
+    napi_set_named_property(env, error, "syscall", syscall);
+  }
+  napi_throw(env, error);
   return env.Undefined();
 }
 

@@ -9,10 +9,19 @@ Napi::Function WaitObject::Init(Napi::Env env) {
   return DefineClass(env, "Wait", {InstanceMethod<&WaitObject::Cancel>("cancel")});
 }
 
-Napi::Object WaitObject::Wrap(Napi::Env env, AsyncWait* wait) {
-  Napi::Object obj = AddonData::From(env)->wait_ctor.New({});
-  Unwrap(obj)->wait_ = wait;
-  return obj;
+Napi::Value WaitObject::Wrap(Napi::Env env, AsyncWait* wait) {
+  // Raw call: while a worker or process is exiting, JS calls can still reach
+  // us but constructors can no longer run. That is not an error worth a
+  // fatal abort (node-addon-api's checked path): the env cleanup hook will
+  // cancel the wait, so drop the reference a wrapper would have owned.
+  napi_value ctor = AddonData::From(env)->wait_ctor.Value();
+  napi_value obj = nullptr;
+  if (napi_new_instance(env, ctor, 0, nullptr, &obj) != napi_ok || obj == nullptr) {
+    wait->release();
+    return env.Undefined();
+  }
+  Unwrap(Napi::Object(env, obj))->wait_ = wait;
+  return Napi::Value(env, obj);
 }
 
 WaitObject::WaitObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<WaitObject>(info) {}

@@ -11,7 +11,7 @@ class WaitObject : public Napi::ObjectWrap<WaitObject> {
  public:
   static Napi::Function Init(Napi::Env env);
   // Wraps `wait`, taking over the caller's reference to it.
-  static Napi::Object Wrap(Napi::Env env, AsyncWait* wait);
+  static Napi::Value Wrap(Napi::Env env, AsyncWait* wait);
 
   explicit WaitObject(const Napi::CallbackInfo& info);
   ~WaitObject() override;
