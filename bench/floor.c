@@ -1,0 +1,235 @@
+// The C floor for bench/: what flock(2) and a robust process-shared pthread
+// mutex cost with nothing in between. Built by bench/floor.js (cc -O2).
+//
+//   floor pair flock|flock-fstat|mutex <path> <ms> <reps>
+//       prints one line per rep: ns per acquire+release pair
+//   floor contend flock|mutex <path> <procs> <threads> <ms>
+//       forks procs x threads loopers doing lock -> counter += 1 -> unlock;
+//       prints one JSON line: counts, transfers, counter, elapsed
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_LOOPERS 256
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void die(const char *what) {
+  perror(what);
+  exit(2);
+}
+
+// The same attributes interlock's SharedMutex uses.
+static void init_mutex(pthread_mutex_t *m) {
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+  if (pthread_mutex_init(m, &attr) != 0) die("pthread_mutex_init");
+  pthread_mutexattr_destroy(&attr);
+}
+
+static void mutex_lock(pthread_mutex_t *m) {
+  int rc = pthread_mutex_lock(m);
+  if (rc == EOWNERDEAD) pthread_mutex_consistent(m);
+  else if (rc != 0) die("pthread_mutex_lock");
+}
+
+static int open_lock(const char *path) {
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) die("open");
+  return fd;
+}
+
+static void flock_or_die(int fd, int op) {
+  while (flock(fd, op) != 0)
+    if (errno != EINTR) die("flock");
+}
+
+static void *shared_memory(size_t n) {
+  void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) die("mmap");
+  return p;
+}
+
+// ---- uncontended pairs
+
+static int pair(const char *kind, const char *path, int ms, int reps) {
+  int fd = -1;
+  pthread_mutex_t *m = NULL;
+  int use_mutex = strcmp(kind, "mutex") == 0;
+  int with_fstat = strcmp(kind, "flock-fstat") == 0;
+  if (use_mutex) {
+    m = shared_memory(sizeof(*m));
+    init_mutex(m);
+  } else {
+    fd = open_lock(path);
+  }
+  // Calibrate a batch that takes about 1 ms, then time whole batches.
+  int64_t batch = 1;
+  for (;;) {
+    int64_t t0 = now_ns();
+    for (int64_t i = 0; i < batch; i++) {
+      if (use_mutex) {
+        mutex_lock(m);
+        pthread_mutex_unlock(m);
+      } else {
+        flock_or_die(fd, LOCK_EX);
+        if (with_fstat) {
+          struct stat sb;
+          if (fstat(fd, &sb) != 0) die("fstat");
+        }
+        flock_or_die(fd, LOCK_UN);
+      }
+    }
+    if (now_ns() - t0 >= 1000000 || batch > (1 << 26)) break;
+    batch *= 2;
+  }
+  for (int r = 0; r < reps; r++) {
+    int64_t t0 = now_ns(), end = t0 + (int64_t)ms * 1000000, n = 0, t1;
+    do {
+      for (int64_t i = 0; i < batch; i++) {
+        if (use_mutex) {
+          mutex_lock(m);
+          pthread_mutex_unlock(m);
+        } else {
+          flock_or_die(fd, LOCK_EX);
+          if (with_fstat) {
+            struct stat sb;
+            if (fstat(fd, &sb) != 0) die("fstat");
+          }
+          flock_or_die(fd, LOCK_UN);
+        }
+      }
+      n += batch;
+      t1 = now_ns();
+    } while (t1 < end);
+    printf("%.2f\n", (double)(t1 - t0) / (double)n);
+    fflush(stdout);
+  }
+  return 0;
+}
+
+// ---- contended loopers
+
+struct shared {
+  pthread_mutex_t mutex;
+  volatile uint64_t counter;
+  volatile int32_t last;
+  int64_t start_ns, end_ns;
+  uint64_t counts[MAX_LOOPERS];
+  uint64_t transfers[MAX_LOOPERS];
+  int64_t stopped_ns[MAX_LOOPERS];
+};
+
+static struct shared *S;
+static const char *lock_path;
+static int use_mutex;
+
+struct looper {
+  int id;
+  pthread_t thread;
+};
+
+static void *loop(void *arg) {
+  struct looper *lp = arg;
+  int fd = use_mutex ? -1 : open_lock(lock_path);  // one open file description per thread
+  uint64_t n = 0, transfers = 0;
+  struct timespec start = {S->start_ns / 1000000000, S->start_ns % 1000000000};
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &start, NULL) == EINTR) {
+  }
+  int64_t t;
+  while ((t = now_ns()) < S->end_ns) {
+    if (use_mutex) mutex_lock(&S->mutex);
+    else flock_or_die(fd, LOCK_EX);
+    uint64_t v = S->counter;
+    S->counter = v + 1;
+    if (S->last != lp->id + 1) {  // the previous holder was another looper
+      transfers++;
+      S->last = lp->id + 1;
+    }
+    if (use_mutex) pthread_mutex_unlock(&S->mutex);
+    else flock_or_die(fd, LOCK_UN);
+    n++;
+  }
+  S->counts[lp->id] = n;
+  S->transfers[lp->id] = transfers;
+  S->stopped_ns[lp->id] = now_ns();
+  if (fd >= 0) close(fd);
+  return NULL;
+}
+
+static void run_process(int proc, int threads) {
+  struct looper lps[MAX_LOOPERS];
+  for (int t = 0; t < threads; t++) {
+    lps[t].id = proc * threads + t;
+    if (pthread_create(&lps[t].thread, NULL, loop, &lps[t]) != 0) die("pthread_create");
+  }
+  for (int t = 0; t < threads; t++) pthread_join(lps[t].thread, NULL);
+}
+
+static int contend(const char *kind, const char *path, int procs, int threads, int ms) {
+  if (procs * threads > MAX_LOOPERS || procs < 1 || threads < 1) {
+    fprintf(stderr, "too many loopers\n");
+    return 2;
+  }
+  use_mutex = strcmp(kind, "mutex") == 0;
+  lock_path = path;
+  S = shared_memory(sizeof(*S));
+  init_mutex(&S->mutex);
+  // Start together once every process exists: fork costs less than this.
+  S->start_ns = now_ns() + 30000000;
+  S->end_ns = S->start_ns + (int64_t)ms * 1000000;
+  for (int p = 0; p < procs; p++) {
+    pid_t pid = fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+      run_process(p, threads);
+      _exit(0);
+    }
+  }
+  for (int p = 0; p < procs; p++) {
+    int status;
+    if (wait(&status) < 0) die("wait");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      fprintf(stderr, "looper failed\n");
+      return 2;
+    }
+  }
+  int64_t stopped = S->start_ns;
+  printf("{\"counter\":%llu,\"counts\":[", (unsigned long long)S->counter);
+  for (int i = 0; i < procs * threads; i++) {
+    printf("%s%llu", i ? "," : "", (unsigned long long)S->counts[i]);
+    if (S->stopped_ns[i] > stopped) stopped = S->stopped_ns[i];
+  }
+  printf("],\"transfers\":[");
+  for (int i = 0; i < procs * threads; i++) printf("%s%llu", i ? "," : "", (unsigned long long)S->transfers[i]);
+  printf("],\"elapsedNs\":%lld}\n", (long long)(stopped - S->start_ns));
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 6 && strcmp(argv[1], "pair") == 0) return pair(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
+  if (argc == 7 && strcmp(argv[1], "contend") == 0)
+    return contend(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
+  fprintf(stderr,
+          "usage: floor pair flock|flock-fstat|mutex <path> <ms> <reps>\n"
+          "       floor contend flock|mutex <path> <procs> <threads> <ms>\n");
+  return 2;
+}

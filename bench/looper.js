@@ -1,0 +1,82 @@
+'use strict';
+// One contended looper: from `startAt` for `ms`, acquire -> read-modify-write
+// the shared counter -> release, counting acquisitions and how many of them
+// took the lock over from another looper. Runs in a child process or a Worker.
+const { impls, counterView } = require('./impls');
+
+const opened = new Map();
+const views = new Map();
+
+function openImpl(id, ctx) {
+  const key = `${id}:${ctx.tag}`;
+  let lock = opened.get(key);
+  if (lock === undefined) {
+    lock = impls[id].open({ ...ctx, contended: true });
+    opened.set(key, lock);
+  }
+  return lock;
+}
+
+function view(tag) {
+  let v = views.get(tag);
+  if (v === undefined) {
+    v = counterView(tag);
+    views.set(tag, v);
+  }
+  return v;
+}
+
+const now = () => process.hrtime.bigint();
+
+function sleepUntil(t) {
+  const ms = Number(t - now()) / 1e6;
+  return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
+}
+
+/** cmd: { impl, mode, startAt (ns string), ms, id, ctx } */
+async function contend(cmd) {
+  const lock = openImpl(cmd.impl, cmd.ctx)[cmd.mode];
+  const shared = view(cmd.ctx.tag);
+  const me = cmd.id;
+  const start = BigInt(cmd.startAt);
+  const end = start + BigInt(cmd.ms) * 1000000n;
+  await sleepUntil(start);
+  let count = 0;
+  let transfers = 0;
+  if (cmd.mode === 'sync') {
+    while (now() < end) {
+      const token = lock.lock();
+      const v = shared[0];
+      shared[0] = v + 1;
+      if (shared[1] !== me) {
+        transfers++;
+        shared[1] = me;
+      }
+      lock.unlock(token);
+      count++;
+    }
+  } else {
+    while (now() < end) {
+      const token = await lock.lock();
+      const v = shared[0];
+      shared[0] = v + 1;
+      if (shared[1] !== me) {
+        transfers++;
+        shared[1] = me;
+      }
+      const u = lock.unlock(token);
+      if (u !== undefined) await u;
+      count++;
+    }
+  }
+  return { count, transfers, stoppedAt: now().toString() };
+}
+
+/** Opens the locks and the counter ahead of the timed runs. */
+function prepare({ impls: ids, ctx }) {
+  for (const id of ids) openImpl(id, ctx);
+  view(ctx.tag);
+  return true;
+}
+
+module.exports = { contend, prepare, sleepUntil, now };

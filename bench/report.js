@@ -1,0 +1,256 @@
+'use strict';
+// BENCHMARKS.md from the collected rows.
+const { impls } = require('./impls');
+const { summary } = require('./stats');
+
+const labelOf = (id) => impls[id]?.label ?? id;
+
+function num(x, digits = 0) {
+  if (x === null || x === undefined || Number.isNaN(x)) return '–';
+  if (!Number.isFinite(x)) return '∞';
+  return x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function rate(x) {
+  if (x >= 1e6) return `${num(x / 1e6, 2)}M`;
+  if (x >= 1e3) return `${num(x / 1e3, 1)}k`;
+  return num(x, 0);
+}
+
+/** "median (min–max)" of one field over reps. */
+function spread(values, fmt) {
+  const s = summary(values);
+  return `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})`;
+}
+
+function table(head, rows) {
+  return [
+    `| ${head.join(' | ')} |`,
+    `| ${head.map(() => '---').join(' | ')} |`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ];
+}
+
+function pairTable(rows) {
+  const cFlock = rows.find((r) => r.impl === 'c-flock');
+  const base = cFlock ? summary(cFlock.reps).median : Number.NaN;
+  return table(
+    ['lock', 'calls', 'ns per pair, median (min–max)', '× C flock pair'],
+    rows.map((r) =>
+      r.error
+        ? [r.label, r.calls, `failed: ${r.error}`, '']
+        : [r.label, `\`${r.calls}\``, spread(r.reps, (x) => num(x)), num(summary(r.reps).median / base, 2)],
+    ),
+  );
+}
+
+function contendTable(rows) {
+  return table(
+    ['lock', 'API', 'acquisitions/s', 'transfers/s', 'exact', "Jain's index", 'max/min share'],
+    rows.map((r) => {
+      if (r.error && r.reps.length === 0) return [r.label, r.mode, `failed: ${r.error}`, '', '', '', ''];
+      const exact = r.reps.filter((m) => m.exact).length;
+      return [
+        r.label,
+        r.mode,
+        spread(
+          r.reps.map((m) => m.acqPerSec),
+          rate,
+        ),
+        spread(
+          r.reps.map((m) => m.transfersPerSec),
+          rate,
+        ),
+        `${exact}/${r.reps.length}${exact === r.reps.length ? '' : ' **lost updates**'}`,
+        spread(
+          r.reps.map((m) => m.jain),
+          (x) => num(x, 2),
+        ),
+        spread(
+          r.reps.map((m) => m.spread),
+          (x) => num(x, 1),
+        ),
+      ];
+    }),
+  );
+}
+
+function waitTable(rows, boundMs) {
+  const ms = (x) => (x === null ? `hung (> ${boundMs} ms)` : num(x, 2));
+  return table(
+    [
+      'lock',
+      'waiters',
+      'native threads added',
+      'RSS added, MB',
+      'fs.readFile ms before',
+      'fs.readFile ms while waiting',
+      'release → last grant, ms',
+    ],
+    rows.map((r) => {
+      if (r.reps.length === 0) return [labelOf(r.impl), num(r.k), `failed: ${r.error}`, '', '', '', ''];
+      const med = (key) => summary(r.reps.map((x) => x[key])).median;
+      const hung = r.reps.filter((x) => x.readFileDuring === null).length;
+      const during =
+        hung > 0
+          ? `hung (> ${boundMs} ms) in ${hung}/${r.reps.length}`
+          : spread(
+              r.reps.map((x) => x.readFileDuring),
+              ms,
+            );
+      const grants = r.reps.filter((x) => x.lastGrantMs !== null).map((x) => x.lastGrantMs);
+      return [
+        labelOf(r.impl),
+        num(r.k),
+        spread(
+          r.reps.map((x) => x.threads),
+          (x) => num(x),
+        ),
+        num(med('rssMB'), 1),
+        spread(
+          r.reps.map((x) => x.readFileBefore),
+          ms,
+        ),
+        during,
+        grants.length === r.reps.length
+          ? spread(grants, (x) => num(x, 2))
+          : `not all granted (${grants.length}/${r.reps.length})`,
+      ];
+    }),
+  );
+}
+
+function handoffTable(rows) {
+  return table(
+    ['lock', 'p50 µs, median (min–max)', 'p99 µs, median (min–max)'],
+    rows.map((r) =>
+      r.reps.length === 0
+        ? [labelOf(r.impl), `failed: ${r.error}`, '']
+        : [
+            labelOf(r.impl),
+            spread(
+              r.reps.map((x) => x.p50),
+              (x) => num(x, 1),
+            ),
+            spread(
+              r.reps.map((x) => x.p99),
+              (x) => num(x, 1),
+            ),
+          ],
+    ),
+  );
+}
+
+function goals(res) {
+  const pair = (impl, mode) => {
+    const r = res.pairs.find((x) => x.impl === impl && x.mode === mode);
+    return r?.reps ? summary(r.reps).median : Number.NaN;
+  };
+  const cont = (layout, impl, mode, key) => {
+    const r = res.contended.find((x) => x.layout === layout && x.impl === impl && x.mode === mode);
+    return r?.reps.length ? summary(r.reps.map((m) => m[key])).median : Number.NaN;
+  };
+  const cFlock = pair('c-flock', 'sync');
+  const out = [];
+  const goal = (name, value, shown, ok) =>
+    out.push([name, shown(value), Number.isNaN(value) ? 'n/a' : ok(value) ? 'met' : '**missed**']);
+  goal(
+    'FileLock sync pair ÷ C flock pair ≤ 1.5',
+    pair('filelock', 'sync') / cFlock,
+    (x) => num(x, 2),
+    (x) => x <= 1.5,
+  );
+  goal(
+    'FileLock async pair ÷ C flock pair ≤ 2',
+    pair('filelock', 'async') / cFlock,
+    (x) => num(x, 2),
+    (x) => x <= 2,
+  );
+  goal(
+    'SharedMutex sync pair ≤ 150 ns',
+    pair('sharedmutex', 'sync'),
+    (x) => `${num(x)} ns`,
+    (x) => x <= 150,
+  );
+  goal(
+    'SharedMutex async pair ≤ 400 ns',
+    pair('sharedmutex', 'async'),
+    (x) => `${num(x)} ns`,
+    (x) => x <= 400,
+  );
+  const fl = cont('4 processes', 'filelock', 'async', 'acqPerSec');
+  const fsne = cont('4 processes', 'fsne', 'async', 'acqPerSec');
+  goal(
+    'async FileLock, 4 processes: acq/s ÷ fs-native-extensions async ≥ 2',
+    fl / fsne,
+    (x) => num(x, 2),
+    (x) => x >= 2,
+  );
+  goal(
+    '… and max/min share ≤ 2',
+    cont('4 processes', 'filelock', 'async', 'spread'),
+    (x) => num(x, 2),
+    (x) => x <= 2,
+  );
+  for (const layout of ['2 processes', '4 processes', '8 processes']) {
+    const ratio = cont(layout, 'sharedmutex', 'sync', 'acqPerSec') / cont(layout, 'c-mutex', 'sync', 'acqPerSec');
+    goal(
+      `SharedMutex sync, ${layout}: acq/s ÷ C robust mutex ≥ 0.5`,
+      ratio,
+      (x) => num(x, 2),
+      (x) => x >= 0.5,
+    );
+  }
+  return table(['goal', 'measured (medians)', ''], out);
+}
+
+function render(res) {
+  const m = res.machine;
+  const lines = [
+    '# Benchmarks',
+    '',
+    `Written by \`${res.command}\` (bench/run.js); do not edit by hand.`,
+    '',
+    `- Date: ${res.date}`,
+    `- Machine: ${m.nproc} CPUs, ${m.cpu}, Linux ${m.kernel}, ${m.memGB} GB RAM`,
+    `- Load average (1 min) at start ${m.loadStart}, at end ${m.loadEnd}`,
+    `- Node ${process.version}, ${m.libc}`,
+    `- Mode: ${res.cfg.full ? 'full' : 'quick'}; ${res.cfg.reps} reps per figure; figures are median (min–max) over reps; took ${num(res.seconds)} s`,
+    '',
+    '## Goals (issue 5)',
+    '',
+    ...goals(res),
+    '',
+    '## 1. Uncontended acquire + release',
+    '',
+    `One thread, nobody else on the lock; each rep runs pairs for ${res.cfg.pairMs} ms after a warm-up. Each peer uses its defaults on its own lock file (fs-ext: flock(2); fs-native-extensions: OFD fcntl locks; os-lock: POSIX fcntl locks; proper-lockfile: a mkdir lock directory; async-mutex: in-process only, for reference).`,
+    '',
+    ...pairTable(res.pairs),
+    '',
+    '## 2–3. Contended: acquire → read-modify-write a shared counter → release',
+    '',
+    `Every looper loops for ${res.cfg.contendMs} ms from one shared start time. The counter and the last holder's id live in shared memory; *transfers* are acquisitions whose previous holder was another looper (process or worker); *exact* says in how many reps the final counter equalled the sum of acquisitions. Jain's index is 1 when every looper got the same share, 1/n when one got everything. proper-lockfile, contended, retries: lockSync polls every 1 ms, lock() backs off 1 → 16 ms. fs-ext runs in processes only (it is not context-aware) and os-lock too (POSIX locks never exclude threads of one process). C loopers are forked by bench/floor.c, one open file description per thread for flock.`,
+    '',
+  ];
+  for (const layout of res.layouts) {
+    lines.push(`### ${layout}`, '', ...contendTable(res.contended.filter((r) => r.layout === layout)), '');
+  }
+  lines.push(
+    '## 4. Scale of waiting',
+    '',
+    `k acquire()s pending in one thread of a fresh process, each on its own instance, behind a lock held by another process. Threads from /proc/self/task and RSS are read 50 ms after the waits start, minus the same figures just before; fs.readFile is the median of 10 sequential reads of a small file, bounded at ${res.cfg.readFileBoundMs} ms. Then the holder releases and each waiter releases as soon as it is granted: the last column is the time from the holder's release to the k-th grant.`,
+    '',
+    ...waitTable(res.waiting, res.cfg.readFileBoundMs),
+    '',
+    '## 5. Handoff latency',
+    '',
+    `Process A holds; process B calls acquire() and waits ${res.cfg.handoffPauseMs} ms to park; A reads the clock and releases; B reads the clock first thing when its promise settles. ${res.cfg.handoffSamples} handoffs per rep; process.hrtime.bigint() is CLOCK_MONOTONIC, the same clock in both processes.`,
+    '',
+    ...handoffTable(res.handoff),
+    '',
+  );
+  if (res.notes.length > 0) lines.push('## Notes', '', ...res.notes.map((n) => `- ${n}`), '');
+  return lines.join('\n');
+}
+
+module.exports = { render };

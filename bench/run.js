@@ -1,0 +1,140 @@
+'use strict';
+// `npm run bench` [-- --full] [--only=pairs,contended,waiting,handoff] [--out=FILE]
+// Runs every figure of issue 5 in this process tree and writes BENCHMARKS.md.
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const floor = require('./floor');
+const { Pool, killAll } = require('./pool');
+const { uncontended } = require('./uncontended');
+const { contended } = require('./contended');
+const { waiting } = require('./waiting');
+const { handoff } = require('./handoff');
+const { render } = require('./report');
+
+const args = process.argv.slice(2);
+const full = args.includes('--full');
+const only = args
+  .find((a) => a.startsWith('--only='))
+  ?.slice(7)
+  .split(',');
+const outArg = args.find((a) => a.startsWith('--out='))?.slice(6);
+const runs = (section) => only === undefined || only.includes(section);
+
+const cfg = full
+  ? {
+      full,
+      reps: 10,
+      pairMs: 400,
+      contendMs: 1000,
+      warmMs: 100,
+      leadMs: 100,
+      readFileBoundMs: 500,
+      lastGrantBoundMs: 60000,
+      handoffSamples: 300,
+      handoffPauseMs: 2,
+    }
+  : {
+      full,
+      reps: 5,
+      pairMs: 100,
+      contendMs: 150,
+      warmMs: 30,
+      leadMs: 60,
+      readFileBoundMs: 500,
+      lastGrantBoundMs: 20000,
+      handoffSamples: 60,
+      handoffPauseMs: 1,
+    };
+
+const LAYOUTS = [
+  { name: '2 processes', procs: 2, threads: 0 },
+  { name: '4 processes', procs: 4, threads: 0 },
+  { name: '8 processes', procs: 8, threads: 0 },
+  { name: '4 worker threads in 1 process', procs: 1, threads: 4 },
+  { name: '4 processes × 4 worker threads', procs: 4, threads: 4 },
+];
+
+function machine() {
+  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  const glibc = process.report.getReport().header.glibcVersionRuntime;
+  return {
+    nproc: os.availableParallelism(),
+    cpu: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? 'unknown',
+    kernel: os.release(),
+    memGB: Math.round(os.totalmem() / 2 ** 30),
+    libc: glibc ? `glibc ${glibc}` : 'not glibc',
+    loadStart: os.loadavg()[0].toFixed(2),
+  };
+}
+
+function command() {
+  const rest = args.length > 0 ? ` ${args.join(' ')}` : '';
+  return process.env.npm_lifecycle_event === 'bench'
+    ? `npm run bench${rest ? ` --${rest}` : ''}`
+    : `node bench/run.js${rest}`;
+}
+
+const t0 = Date.now();
+function log(what, value) {
+  const s = ((Date.now() - t0) / 1000).toFixed(1).padStart(6);
+  console.log(`${s}s  ${what}: ${typeof value === 'string' ? value : JSON.stringify(value)}`);
+}
+
+async function main() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'interlock-bench-'));
+  const tag = `interlock-bench-${process.pid}`;
+  const ctx = { dir, tag };
+  const pool = new Pool();
+  const res = {
+    command: command(),
+    date: new Date().toISOString(),
+    machine: machine(),
+    cfg,
+    layouts: [],
+    pairs: [],
+    contended: [],
+    waiting: [],
+    handoff: [],
+    notes: [],
+  };
+  const { SharedMutex } = require(path.join(__dirname, '..'));
+  try {
+    const floorBin = floor.build(dir);
+    if (runs('pairs')) res.pairs = await uncontended({ ctx, cfg, floorBin, log });
+    if (runs('contended')) {
+      for (const layout of LAYOUTS) {
+        res.layouts.push(layout.name);
+        res.contended.push(...(await contended({ pool, ctx, cfg, layout, floorBin, log })));
+      }
+    }
+    if (runs('handoff')) res.handoff = await handoff({ pool, ctx, cfg, log });
+    if (runs('waiting')) res.waiting = await waiting({ pool, ctx, cfg, log });
+  } finally {
+    await pool.stop();
+    for (const suffix of ['mutex', 'data']) {
+      try {
+        SharedMutex.unlink(`${tag}-${suffix}`);
+      } catch {}
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  res.machine.loadEnd = os.loadavg()[0].toFixed(2);
+  res.seconds = (Date.now() - t0) / 1000;
+  const busy = Math.max(Number(res.machine.loadStart), Number(res.machine.loadEnd)) > res.machine.nproc / 2;
+  if (busy) {
+    res.notes.push(
+      'The machine was busy with other work during this run (see load average): treat the figures as rough.',
+    );
+  }
+  const out =
+    outArg ?? (only ? path.join(os.tmpdir(), 'BENCHMARKS.partial.md') : path.join(__dirname, '..', 'BENCHMARKS.md'));
+  fs.writeFileSync(out, render(res));
+  log('wrote', out);
+}
+
+main().catch((err) => {
+  console.error(err);
+  killAll();
+  process.exitCode = 1;
+});
