@@ -8,8 +8,8 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { FileLock, SharedMutex } = require('..');
-const { startFixture, killChildren, tmpDir, sleep } = require('./helpers');
-const { uniqueName, cleanupNames } = require('./fixtures/mutex-driver');
+const { killChildren, tmpDir, sleep } = require('./helpers');
+const { uniqueName, cleanupNames, startReporting } = require('./fixtures/mutex-driver');
 
 /** Parses the `<tag> <json>` line a fixture printed. */
 function answer(out, tag) {
@@ -24,10 +24,10 @@ async function runCounter({ processes = 4, workers = 4, n, modes }) {
   const m = new SharedMutex(name, { dataSize: 64 });
   try {
     const args = [name, modes, String(workers), String(n)];
-    const kids = Array.from({ length: processes }, () => startFixture('mutex-counter.js', args, 'ready'));
+    const kids = Array.from({ length: processes }, () => startReporting('mutex-counter.js', args));
     await Promise.all(kids.map((k) => k.started));
     for (const k of kids) k.child.stdin.write('go\n');
-    const results = await Promise.all(kids.map((k) => k.exited));
+    const results = await Promise.all(kids.map((k) => k.closed));
     const done = results.map((r) => {
       assert.equal(r.code, 0, `counter fixture failed: ${r.out}${r.err}`);
       return answer(r.out, 'done');
@@ -93,12 +93,12 @@ describe('SharedMutex: 16 processes open one new name at once', function () {
     const barrier = new FileLock(path.join(tmpDir(), 'barrier'));
     const gate = barrier.acquireSync();
     const args = [name, String(dataSize), barrier.path];
-    const kids = Array.from({ length: 16 }, () => startFixture('mutex-open-race.js', args, 'ready'));
+    const kids = Array.from({ length: 16 }, () => startReporting('mutex-open-race.js', args));
     await Promise.all(kids.map((k) => k.started));
     await sleep(100); // each printed `ready` just before blocking on the barrier
     gate.release(); // wakes all 16 at once
     barrier.close();
-    const results = await Promise.all(kids.map((k) => k.exited));
+    const results = await Promise.all(kids.map((k) => k.closed));
     const reports = results.map((r) => {
       assert.equal(r.code, 0, `opener failed: ${r.out}${r.err}`);
       return answer(r.out, 'opened');
