@@ -181,6 +181,34 @@ describe('SharedMutex timeout and abort', function () {
     assert.equal(probe.ok, true);
   });
 
+  it('close() while an acquire waits: it rejects with ERR_LOCK_CLOSED and leaks no grant', async () => {
+    const other = new SharedMutex(name); // its own instance, so `m` stays open for the rest
+    const pending = other.acquire();
+    await sleep(30); // waiting natively now
+    other.close();
+    const err = await pending.then(
+      () => assert.fail('granted'),
+      (e) => e,
+    );
+    assert.ok(err instanceof LockError, `LockError, got ${err}`);
+    assert.equal(err.code, 'ERR_LOCK_CLOSED');
+    await assertNoLeak();
+  });
+
+  it('close() while a parked thread holds for us: released cleanly, another process takes it at once', async () => {
+    const other = new SharedMutex(name);
+    const pending = other.acquire({ timeout: 5000 });
+    await sleep(30);
+    await holder.do('release', 'released');
+    const h = await pending; // contended: won by a parked native thread
+    assert.notEqual(m.info().holderTid, process.pid, 'not held by the JS thread');
+    other.close();
+    assert.equal(h.released, true);
+    const probe = await holder.do('try', 'try');
+    assert.equal(probe.ok, true, 'another process takes it right after close()');
+    assert.equal(probe.ownerDied, false, 'close() is a clean release');
+  });
+
   it('holder lets go in the same instant the timeout fires: either granted or rejected, never leaked', async () => {
     await holder.do('release', 'released');
     const outcomes = { granted: 0, rejected: 0 };

@@ -36,10 +36,8 @@ describe('SharedMutex owner death', function () {
   });
   after(cleanupNames);
 
-  /** The next two acquisitions: the first hears of the death, the second does not. */
-  async function assertDeathReportedOnce(m) {
-    const first = await m.acquire({ timeout: 5000 });
-    assert.equal(first.ownerDied, true, 'the next acquirer hears that the holder died');
+  /** The acquisition after `first`: no news any more, a larger token. */
+  async function assertNewsGone(m, first) {
     first.release();
     const second = await m.acquire({ timeout: 5000 });
     assert.equal(second.ownerDied, false, 'a clean release clears the news');
@@ -48,6 +46,26 @@ describe('SharedMutex owner death', function () {
     const third = m.acquireSync({ timeout: 5000 });
     assert.equal(third.ownerDied, false);
     third.release();
+  }
+
+  /**
+   * Runs `die` and checks that the next acquirer, who came after the death
+   * (`after`) or was already waiting in a native thread (`waiting`), hears of
+   * it; and that the one after that does not.
+   */
+  async function assertDeathReportedOnce(m, next, die) {
+    let first;
+    if (next === 'waiting') {
+      const pending = m.acquire({ timeout: 5000 });
+      await sleep(30); // its native wait is blocked in the kernel now
+      await die();
+      first = await pending;
+    } else {
+      await die();
+      first = await m.acquire({ timeout: 5000 });
+    }
+    assert.equal(first.ownerDied, true, 'the next acquirer hears that the holder died');
+    await assertNewsGone(m, first);
   }
 
   /** Has `holder` (already told to open `name`) take `m` through a parked native thread. */
@@ -62,35 +80,54 @@ describe('SharedMutex owner death', function () {
   }
 
   for (const how of ['sync', 'contended async']) {
-    it(`SIGKILL of a process holding it (${how}) → ownerDied: true once`, async () => {
-      const name = uniqueName('kill');
-      const m = open(name);
-      const holder = await holderProcess();
-      await holder.do(`open ${name} 8`, 'opened');
-      const held = how === 'sync' ? await holder.do('sync', 'held') : await holdContended(m, holder);
-      if (how === 'sync') assert.equal(held.holderTid, held.tid, 'held on its JS thread');
-      assert.equal(held.ownerDied, false);
-      assert.equal(m.info().holderPid, holder.pid);
-      assert.equal(m.tryAcquire(), null, 'held by the child');
-      const { signal } = await holder.kill();
-      assert.equal(signal, 'SIGKILL');
-      await assertDeathReportedOnce(m);
-    });
+    for (const next of ['after', 'waiting']) {
+      it(`SIGKILL of a process holding it (${how}) → ownerDied: true once (next acquirer ${next})`, async () => {
+        const name = uniqueName('kill');
+        const m = open(name);
+        const holder = await holderProcess();
+        await holder.do(`open ${name} 8`, 'opened');
+        const held = how === 'sync' ? await holder.do('sync', 'held') : await holdContended(m, holder);
+        if (how === 'sync') assert.equal(held.holderTid, held.tid, 'held on its JS thread');
+        assert.equal(held.ownerDied, false);
+        assert.equal(m.info().holderPid, holder.pid);
+        assert.equal(m.tryAcquire(), null, 'held by the child');
+        await assertDeathReportedOnce(m, next, async () => {
+          const { signal } = await holder.kill();
+          assert.equal(signal, 'SIGKILL');
+        });
+      });
+    }
   }
 
   for (const how of ['sync', 'contended async']) {
-    it(`terminate() of a worker holding it (${how}) → ownerDied: true once`, async () => {
-      const name = uniqueName('term');
-      const m = open(name);
-      const holder = await holderWorker();
-      await holder.do(`open ${name} 8`, 'opened');
-      const held = how === 'sync' ? await holder.do('sync', 'held') : await holdContended(m, holder);
-      if (how === 'sync') assert.equal(held.holderTid, held.tid, 'held on its JS thread');
-      assert.equal(m.tryAcquire(), null, 'held by the worker');
-      await within(holder.worker.terminate(), 5000, 'terminate()');
-      await assertDeathReportedOnce(m);
-    });
+    for (const next of ['after', 'waiting']) {
+      it(`terminate() of a worker holding it (${how}) → ownerDied: true once (next acquirer ${next})`, async () => {
+        const name = uniqueName('term');
+        const m = open(name);
+        const holder = await holderWorker();
+        await holder.do(`open ${name} 8`, 'opened');
+        const held = how === 'sync' ? await holder.do('sync', 'held') : await holdContended(m, holder);
+        if (how === 'sync') assert.equal(held.holderTid, held.tid, 'held on its JS thread');
+        assert.equal(m.tryAcquire(), null, 'held by the worker');
+        await assertDeathReportedOnce(m, next, () => within(holder.worker.terminate(), 5000, 'terminate()'));
+      });
+    }
   }
+
+  it('acquireSync blocked on a holder that is SIGKILLed returns with ownerDied: true', async () => {
+    const name = uniqueName('killsync');
+    const m = open(name);
+    const holder = await holderProcess();
+    await holder.do(`open ${name} 8`, 'opened');
+    await holder.do('sync', 'held');
+    await holder.do('die-after 100', 'dying');
+    const t = performance.now();
+    const first = m.acquireSync({ timeout: 5000 }); // blocks this thread until the death
+    const ms = performance.now() - t;
+    assert.equal(first.ownerDied, true);
+    assert.ok(ms > 50 && ms < 3000, `granted ${ms.toFixed(0)} ms after blocking`);
+    await assertNewsGone(m, first);
+  });
 
   it('a worker that closes its mutex cleanly before exiting leaves no death news', async () => {
     const name = uniqueName('clean');

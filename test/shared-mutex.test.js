@@ -37,6 +37,7 @@ describe('SharedMutex basics', () => {
 
   it('a fresh region: tokens 1, 2, 3…, ownerDied false, FIFO within the thread', async () => {
     const m = open(uniqueName());
+    assert.equal(m.data.length, 0, 'dataSize defaults to 0');
     const h1 = m.acquireSync();
     assert.equal(h1.token, 1n);
     assert.equal(h1.ownerDied, false);
