@@ -50,14 +50,14 @@ const ETIMEDOUT = -110;
 export function fromNative(err: unknown, path?: string, timeoutMs?: number): unknown {
   if (err instanceof Error && typeof (err as { errno?: unknown }).errno === 'number') {
     const { errno, syscall } = err as Error & { errno: number; syscall?: string };
-    if (errno === ETIMEDOUT && timeoutMs !== undefined) return timeoutError(timeoutMs, path);
+    if (errno === ETIMEDOUT && timeoutMs !== undefined) return timeoutError(timeoutMs, path, syscall);
     return systemError(errno, syscall, path);
   }
   return err;
 }
 
-export function timeoutError(ms: number, path?: string): LockError {
-  const err = systemError(ETIMEDOUT, 'flock', path);
+export function timeoutError(ms: number, path?: string, syscall = 'flock'): LockError {
+  const err = systemError(ETIMEDOUT, syscall, path);
   err.message = `ETIMEDOUT: lock not acquired within ${ms} ms${path === undefined ? '' : ` '${path}'`}`;
   return err;
 }

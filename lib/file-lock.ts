@@ -36,6 +36,7 @@ export interface AcquireSyncOptions {
 
 class FileBackend implements Backend<true> {
   readonly path: string;
+  readonly waitSyscall = 'flock';
   readonly #file: NativeLockFile;
   readonly #slot: number;
 

@@ -9,6 +9,8 @@ import { ECANCELED, type NativeWait } from './native';
 /** What a lock kind provides; errors thrown are already LockErrors. */
 export interface Backend<G> {
   readonly path: string;
+  /** The call a wait blocks in, named by timeout errors. */
+  readonly waitSyscall: string;
   /** A grant, or null when another holder has the lock. */
   tryLock(shared: boolean): G | null;
   lockSync(shared: boolean, timeoutMs: number): G;
@@ -117,7 +119,10 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
       Error.captureStackTrace(site, caller);
       const req: Request<H> = { owner, shared, resolve, reject, site };
       if (timeoutMs >= 0) {
-        req.timer = setTimeout(() => this.#cancel(req, timeoutError(timeoutMs, this.path)), timeoutMs);
+        req.timer = setTimeout(
+          () => this.#cancel(req, timeoutError(timeoutMs, this.path, this.#backend.waitSyscall)),
+          timeoutMs,
+        );
       }
       if (signal !== undefined) {
         req.signal = signal;

@@ -7,6 +7,7 @@ import { type HandleOwner, LockHandle, runHeld, runHeldSync } from './handle';
 import { type NativeSharedMutex, native, type RegionInfo } from './native';
 import { type Backend, LockQueue } from './queue';
 import {
+  invalidType,
   invalidValue,
   validateFunction,
   validateInteger,
@@ -74,6 +75,7 @@ function convert(err: unknown, path: string, timeoutMs?: number): unknown {
 
 class MutexBackend implements Backend<number> {
   readonly path: string;
+  readonly waitSyscall = 'pthread_mutex_lock';
   readonly dataSize: number;
   readonly #mutex: NativeSharedMutex;
   readonly #slot: number;
@@ -171,7 +173,7 @@ function queueFor(name: string, dataSize: number, mode: number): MutexQueue {
 }
 
 function validateName(name: unknown): string {
-  if (typeof name !== 'string') throw invalidValue('name', name, 'must be a string');
+  if (typeof name !== 'string') throw invalidType('name', 'of type string', name);
   if (!NAME.test(name) || name === '.' || name === '..') {
     throw invalidValue('name', name, 'must be 1 to 200 characters of [A-Za-z0-9._-], not "." or ".."');
   }

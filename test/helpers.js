@@ -63,7 +63,8 @@ function startChild(cmd, args, ready, options = {}) {
   child.stderr.on('data', (d) => {
     err += d;
   });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, out, err })));
+  // 'close', not 'exit': stdout may still be draining when the process exits.
+  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, out, err })));
   const started = new Promise((resolve, reject) => {
     child.stdout.on('data', (d) => {
       out += d;
