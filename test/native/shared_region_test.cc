@@ -263,6 +263,33 @@ TEST(try_lock_busy_tokens_and_holder) {
   next.join();
 }
 
+// An error-checking mutex: the holder relocking gets EDEADLK at once, from
+// lock and try_lock alike, and only the holder can unlock.
+TEST(relock_and_foreign_unlock_are_errors) {
+  ShmName n("errs");
+  SharedRegion r;
+  CHECK_EQ(r.open(n.name(), 0, 0600).error, 0);
+  Grant g;
+  bool busy = false;
+  CHECK_EQ(r.try_lock(&g, &busy).error, 0);
+  Status again = r.try_lock(&g, &busy);  // glibc: EDEADLK, not EBUSY, for the owner
+  CHECK_EQ(again.error, -EDEADLK);
+  CHECK_EQ(std::string(again.syscall), "pthread_mutex_trylock");
+  int64_t start = monotonic_ns();
+  Status st = r.lock(&g, nullptr, interlock::deadline_after_ms(5000));
+  CHECK_EQ(st.error, -EDEADLK);
+  CHECK_LE(ms_since(start), kPromptMs);
+#if !defined(__SANITIZE_THREAD__)  // TSan rightly reports this deliberate misuse
+  std::thread other([&] {
+    Status u = r.unlock(true);
+    CHECK_EQ(u.error, -EPERM);
+    CHECK_EQ(std::string(u.syscall), "pthread_mutex_unlock");
+  });
+  other.join();
+#endif
+  CHECK_EQ(r.unlock(true).error, 0);
+}
+
 TEST(lock_cancel_deadline_grant) {
   ShmName n("wait");
   SharedRegion a, b;
