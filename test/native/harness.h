@@ -30,10 +30,31 @@ struct Register {
   Register(const char* name, void (*fn)()) { cases().push_back({name, fn}); }
 };
 
+// Paths a failing case must not leave behind (/dev/shm names, temp dirs):
+// fail() skips destructors, so objects that own such paths register them.
+inline std::vector<std::string>& cleanup_paths() {
+  static std::vector<std::string> paths;
+  return paths;
+}
+
+inline void forget_path(const std::string& path) {
+  auto& all = cleanup_paths();
+  for (size_t i = all.size(); i-- > 0;) {
+    if (all[i] == path) {
+      all.erase(all.begin() + static_cast<long>(i));
+      break;
+    }
+  }
+}
+
 // _exit, not exit or abort: other threads may be blocked in flock, and the
 // message is what a reader needs, not a core dump.
 [[noreturn]] inline void fail(const char* file, int line, const std::string& what) {
   std::fprintf(stderr, "FAIL %s:%d: %s\n", file, line, what.c_str());
+  for (const std::string& p : cleanup_paths()) {
+    std::string cmd = "rm -rf '" + p + "'";  // our own mkdtemp and /dev/shm names: no quotes in them
+    if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", p.c_str());
+  }
   std::fflush(stderr);
   std::fflush(stdout);
   _exit(1);

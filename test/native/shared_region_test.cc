@@ -32,8 +32,10 @@ class ShmName {
   explicit ShmName(const char* tag)
       : name_(std::string("interlock-native-") + std::to_string(getpid()) + "-" + tag), path_("/dev/shm/" + name_) {
     unlink(path_.c_str());
+    harness::cleanup_paths().push_back(path_);
   }
   ~ShmName() {
+    harness::forget_path(path_);
     unlink(path_.c_str());
     rmdir(path_.c_str());
   }

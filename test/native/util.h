@@ -41,8 +41,10 @@ class TempDir {
     buf.push_back('\0');
     if (mkdtemp(buf.data()) == nullptr) harness::fail(__FILE__, __LINE__, "mkdtemp");
     path_ = buf.data();
+    harness::cleanup_paths().push_back(path_);
   }
   ~TempDir() {
+    harness::forget_path(path_);
     if (DIR* d = opendir(path_.c_str())) {
       while (dirent* e = readdir(d)) {
         std::string name = e->d_name;
