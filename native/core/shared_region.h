@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 
+#include "clock.h"
 #include "status.h"
 
 namespace interlock {
