@@ -47,8 +47,10 @@ static void init_mutex(pthread_mutex_t *m) {
 
 static void mutex_lock(pthread_mutex_t *m) {
   int rc = pthread_mutex_lock(m);
-  if (rc == EOWNERDEAD) pthread_mutex_consistent(m);
-  else if (rc != 0) die("pthread_mutex_lock");
+  if (rc == EOWNERDEAD)
+    pthread_mutex_consistent(m);
+  else if (rc != 0)
+    die("pthread_mutex_lock");
 }
 
 static int open_lock(const char *path) {
@@ -70,53 +72,49 @@ static void *shared_memory(size_t n) {
 
 // ---- uncontended pairs
 
-static int pair(const char *kind, const char *path, int ms, int reps) {
+enum pair_kind { PAIR_FLOCK, PAIR_FLOCK_FSTAT, PAIR_MUTEX };
+
+static void pair_batch(enum pair_kind kind, int fd, pthread_mutex_t *m, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    if (kind == PAIR_MUTEX) {
+      mutex_lock(m);
+      pthread_mutex_unlock(m);
+      continue;
+    }
+    flock_or_die(fd, LOCK_EX);
+    if (kind == PAIR_FLOCK_FSTAT) {  // what FileLock adds: its unlink check
+      struct stat sb;
+      if (fstat(fd, &sb) != 0) die("fstat");
+    }
+    flock_or_die(fd, LOCK_UN);
+  }
+}
+
+static int pair(const char *name, const char *path, int ms, int reps) {
+  enum pair_kind kind = strcmp(name, "mutex") == 0         ? PAIR_MUTEX
+                        : strcmp(name, "flock-fstat") == 0 ? PAIR_FLOCK_FSTAT
+                                                           : PAIR_FLOCK;
   int fd = -1;
   pthread_mutex_t *m = NULL;
-  int use_mutex = strcmp(kind, "mutex") == 0;
-  int with_fstat = strcmp(kind, "flock-fstat") == 0;
-  if (use_mutex) {
+  if (kind == PAIR_MUTEX) {
     m = shared_memory(sizeof(*m));
     init_mutex(m);
   } else {
     fd = open_lock(path);
   }
-  // Calibrate a batch that takes about 1 ms, then time whole batches.
+  // A batch of about 1 ms keeps clock reads out of the figure; sizing it
+  // doubles as the warm-up.
   int64_t batch = 1;
   for (;;) {
     int64_t t0 = now_ns();
-    for (int64_t i = 0; i < batch; i++) {
-      if (use_mutex) {
-        mutex_lock(m);
-        pthread_mutex_unlock(m);
-      } else {
-        flock_or_die(fd, LOCK_EX);
-        if (with_fstat) {
-          struct stat sb;
-          if (fstat(fd, &sb) != 0) die("fstat");
-        }
-        flock_or_die(fd, LOCK_UN);
-      }
-    }
+    pair_batch(kind, fd, m, batch);
     if (now_ns() - t0 >= 1000000 || batch > (1 << 26)) break;
     batch *= 2;
   }
   for (int r = 0; r < reps; r++) {
     int64_t t0 = now_ns(), end = t0 + (int64_t)ms * 1000000, n = 0, t1;
     do {
-      for (int64_t i = 0; i < batch; i++) {
-        if (use_mutex) {
-          mutex_lock(m);
-          pthread_mutex_unlock(m);
-        } else {
-          flock_or_die(fd, LOCK_EX);
-          if (with_fstat) {
-            struct stat sb;
-            if (fstat(fd, &sb) != 0) die("fstat");
-          }
-          flock_or_die(fd, LOCK_UN);
-        }
-      }
+      pair_batch(kind, fd, m, batch);
       n += batch;
       t1 = now_ns();
     } while (t1 < end);
@@ -156,16 +154,20 @@ static void *loop(void *arg) {
   }
   int64_t t;
   while ((t = now_ns()) < S->end_ns) {
-    if (use_mutex) mutex_lock(&S->mutex);
-    else flock_or_die(fd, LOCK_EX);
+    if (use_mutex)
+      mutex_lock(&S->mutex);
+    else
+      flock_or_die(fd, LOCK_EX);
     uint64_t v = S->counter;
     S->counter = v + 1;
     if (S->last != lp->id + 1) {  // the previous holder was another looper
       transfers++;
       S->last = lp->id + 1;
     }
-    if (use_mutex) pthread_mutex_unlock(&S->mutex);
-    else flock_or_die(fd, LOCK_UN);
+    if (use_mutex)
+      pthread_mutex_unlock(&S->mutex);
+    else
+      flock_or_die(fd, LOCK_UN);
     n++;
   }
   S->counts[lp->id] = n;

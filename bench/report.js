@@ -32,15 +32,19 @@ function table(head, rows) {
 }
 
 function pairTable(rows) {
-  const cFlock = rows.find((r) => r.impl === 'c-flock');
-  const base = cFlock ? summary(cFlock.reps).median : Number.NaN;
+  const base = (impl) => {
+    const row = rows.find((r) => r.impl === impl);
+    return row?.reps.length ? summary(row.reps).median : Number.NaN;
+  };
+  const flock = base('c-flock');
+  const mutex = base('c-mutex');
   return table(
-    ['lock', 'calls', 'ns per pair, median (min–max)', '× C flock pair'],
-    rows.map((r) =>
-      r.error
-        ? [r.label, r.calls, `failed: ${r.error}`, '']
-        : [r.label, `\`${r.calls}\``, spread(r.reps, (x) => num(x)), num(summary(r.reps).median / base, 2)],
-    ),
+    ['lock', 'calls', 'ns per pair, median (min–max)', '× C flock pair', '× C mutex pair'],
+    rows.map((r) => {
+      if (r.reps.length === 0) return [r.label, `\`${r.calls}\``, `failed: ${r.error}`, '', ''];
+      const m = summary(r.reps).median;
+      return [r.label, `\`${r.calls}\``, spread(r.reps, (x) => num(x)), num(m / flock, 2), num(m / mutex, 2)];
+    }),
   );
 }
 

@@ -82,6 +82,9 @@ function log(what, value) {
 }
 
 async function main() {
+  if (!fs.existsSync(path.join(__dirname, '..', 'dist', 'index.js'))) {
+    throw new Error('interlock is not built: run `npm run build` first');
+  }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'interlock-bench-'));
   const tag = `interlock-bench-${process.pid}`;
   const ctx = { dir, tag };
