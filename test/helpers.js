@@ -63,8 +63,10 @@ function startChild(cmd, args, ready, options = {}) {
   child.stderr.on('data', (d) => {
     err += d;
   });
-  // 'close', not 'exit': stdout may still be draining when the process exits.
-  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, out, err })));
+  // `exited` follows 'exit' (a grandchild holding our pipes cannot delay it),
+  // so `out` may lack the last lines; `closed` waits for the pipes to drain.
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, out, err })));
+  const closed = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, out, err })));
   const started = new Promise((resolve, reject) => {
     child.stdout.on('data', (d) => {
       out += d;
@@ -73,7 +75,7 @@ function startChild(cmd, args, ready, options = {}) {
     child.on('exit', (code) => reject(new Error(`${cmd} exited (${code}) before '${ready}': ${err}`)));
     if (ready === undefined) resolve(child);
   });
-  return { child, started, exited };
+  return { child, started, exited, closed };
 }
 
 /**
