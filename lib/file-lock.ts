@@ -56,6 +56,9 @@ class FileBackend implements Backend<true> {
 
   lockSync(shared: boolean, timeoutMs: number): true {
     try {
+      // The slot call first: uncontended, it is the whole job, without the
+      // object method's napi_unwrap.
+      if (native.fileTryLock(this.#slot, shared)) return true;
       this.#file.lockSync(shared, timeoutMs);
       return true;
     } catch (err) {

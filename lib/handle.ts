@@ -8,22 +8,24 @@ export interface HandleOwner {
 export class LockHandle {
   /** Whether this handle holds the lock in shared mode. */
   readonly shared: boolean;
-  #owner: HandleOwner | undefined;
+  // A TS-private field rather than #owner: handles are made on every
+  // acquisition, and V8's brand checks on # fields showed in profiles.
+  private _owner: HandleOwner | undefined;
 
   constructor(owner: HandleOwner, shared: boolean) {
-    this.#owner = owner;
+    this._owner = owner;
     this.shared = shared;
   }
 
   get released(): boolean {
-    return this.#owner === undefined;
+    return this._owner === undefined;
   }
 
   /** Releases the lock. Idempotent: later calls do nothing. */
   release(): void {
-    const owner = this.#owner;
+    const owner = this._owner;
     if (owner === undefined) return;
-    this.#owner = undefined;
+    this._owner = undefined;
     owner.releaseHandle(this);
   }
 

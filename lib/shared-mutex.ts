@@ -36,17 +36,17 @@ export class MutexHandle extends LockHandle {
    * state it guarded may be half-updated and needs repair.
    */
   readonly ownerDied: boolean;
-  readonly #grant: number;
+  private readonly _grant: number;
 
   constructor(owner: HandleOwner, grant: number) {
     super(owner, false);
-    this.#grant = grant;
+    this._grant = grant;
     this.ownerDied = grant % 2 === 1;
   }
 
   /** Fencing token: strictly increasing across all acquisitions of the region. */
   get token(): bigint {
-    return BigInt(Math.floor(this.#grant / 2));
+    return BigInt(Math.floor(this._grant / 2));
   }
 }
 
