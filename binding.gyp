@@ -3,6 +3,7 @@
     {
       "target_name": "interlock",
       "sources": [
+        "native/core/fault_guard.cc",
         "native/core/flock.cc",
         "native/core/interrupter.cc",
         "native/core/lock_file.cc",

@@ -31,6 +31,7 @@ export interface Binding {
   mutexLockSync(slot: number, timeoutMs: number): number;
   mutexUnlock(slot: number): void;
   INCOMPATIBLE: number;
+  DAMAGED: number;
   waitThreadsAlive(): number;
   LOCK_SH: number;
   LOCK_EX: number;

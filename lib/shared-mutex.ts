@@ -64,6 +64,9 @@ function incompatible(path: string, detail: string): LockError {
 }
 
 function convert(err: unknown, path: string, timeoutMs?: number): unknown {
+  if (err instanceof Error && (err as { errno?: number }).errno === native.DAMAGED) {
+    return incompatible(path, 'was truncated or overwritten while mapped, so its mutex can no longer be trusted');
+  }
   if (err instanceof Error && (err as { errno?: number }).errno === native.INCOMPATIBLE) {
     return incompatible(
       path,

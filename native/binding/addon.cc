@@ -46,6 +46,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("fileUnlock", Napi::Function::New<LockFileObject::FastUnlock>(env, "fileUnlock"));
   exports.Set("inspectRegion", Napi::Function::New<SharedMutexObject::Inspect>(env, "inspectRegion"));
   exports.Set("INCOMPATIBLE", Napi::Number::New(env, kIncompatible));
+  exports.Set("DAMAGED", Napi::Number::New(env, kDamaged));
   exports.Set("flockSync", Napi::Function::New<FdWait::FlockSync>(env, "flockSync"));
   exports.Set("flockAsync", Napi::Function::New<FdWait::FlockAsync>(env, "flockAsync"));
   exports.Set("waitThreadsAlive", Napi::Function::New<WaitThreadsAlive>(env, "waitThreadsAlive"));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <time.h>
 
 #include <atomic>
 #include <cstdint>
@@ -37,9 +38,8 @@ class LockFile {
 
  private:
   enum class Check { kSame, kReplaced };
-  // Whether the locked inode is still linked. A lock on an orphaned inode
-  // (unlinked or renamed over while we waited) excludes nobody.
-  Status verify(Check* out) const;
+  // Whether the locked inode is still the file at `path` (see lock_file.cc).
+  Status verify(Check* out);
   template <typename Flock>
   Status lock_loop(int op, bool* busy, Flock&& do_flock);
 
@@ -47,6 +47,9 @@ class LockFile {
   int mode_;
   bool create_;
   int fd_ = -1;
+  bool checked_ = false;      // the path lookup's answer is cached
+  timespec checked_ctime_{};  // ...for as long as the inode's ctime is this
+  static constexpr int64_t kCtimeSettleNs = 100 * 1000 * 1000;
 };
 
 }  // namespace interlock

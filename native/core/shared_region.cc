@@ -12,6 +12,8 @@
 #include <ctime>
 
 #include "clock.h"
+#include "fault_guard.h"
+#include "flock.h"
 
 // glibc >= 2.30 has pthread_mutex_clocklock; a weak reference lets one binary
 // use it where present and fall back to timedlock (CLOCK_REALTIME) on older
@@ -26,6 +28,9 @@ constexpr uint64_t kMagic = 0x4b434f4c52544e49ULL;  // "INTRLOCK"
 constexpr uint32_t kLayout = 1;
 constexpr int64_t kSliceNs = 2 * 1000 * 1000;  // cancel latency bound
 constexpr size_t kDataAlign = 64;
+constexpr double kOpenWaitMs = 10000;  // a creator initialises in microseconds
+constexpr int kNotReady = -100002;     // internal: see open_fd
+constexpr int kNotReadyTries = 40;
 
 size_t header_bytes() { return (sizeof(RegionHeader) + kDataAlign - 1) / kDataAlign * kDataAlign; }
 
@@ -118,10 +123,18 @@ Status SharedRegion::initialise(int fd, uint64_t data_size) {
   int rc = pthread_mutex_init(&header_->mutex, &attr);
   pthread_mutexattr_destroy(&attr);
   if (rc != 0) return Status{-rc, "pthread_mutex_init"};
+  header_->canary = kMagic;
   header_->ready.store(1, std::memory_order_release);
   return Status{};
 }
 
+// Everyone who has the region mapped holds a shared flock on its fd for as
+// long as the mapping lives. An opener that gets the exclusive flock without
+// waiting is therefore alone with the file: only then may it (re)initialise a
+// half-made region (a creator crashed before setting `ready`). An opener that
+// is not alone waits for its shared flock (a creator holds the exclusive one
+// only while it initialises) and then only validates: a region zeroed or
+// truncated under its users is refused, never rebuilt beneath a holder.
 Status SharedRegion::open(const std::string& name, uint64_t data_size, int mode) {
   unmap();
   std::string path = "/dev/shm/" + name;
@@ -130,16 +143,41 @@ Status SharedRegion::open(const std::string& name, uint64_t data_size, int mode)
     fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, mode);
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) return Status::fail("open");
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }  // the mapping outlives the fd
-  } closer{fd};
+  Status st = open_fd(fd, data_size);
+  if (!st.ok()) {
+    unmap();
+    ::close(fd);
+    return st;
+  }
+  fd_ = fd;
+  guard_ = guard_mapping(header_, length_);
+  return st;
+}
 
-  // Every opener serialises on flock of the backing file; initialisation
-  // happens under it, so nobody maps a region that is being made.
-  Status st;
-  while (::flock(fd, LOCK_EX) != 0) {
-    if (errno != EINTR) return Status::fail("flock");
+Status SharedRegion::open_fd(int fd, uint64_t data_size) {
+  // Not alone and not ready: either a creator died mid-initialisation and
+  // other openers are passing through (then one of us soon gets the
+  // exclusive flock and redoes it), or the file was damaged under its users
+  // (then it stays shared, and we refuse it after a few tries).
+  for (int attempt = 0;; ++attempt) {
+    bool alone = false;
+    Status st = map_checked(fd, data_size, &alone);
+    if (st.error != kNotReady) return st;
+    unmap();
+    if (attempt >= kNotReadyTries) return Status{kIncompatible, "open"};
+    flock_until(fd, LOCK_UN, nullptr, kNoDeadline);
+    usleep(1000 + 1000 * (attempt % 4));
+  }
+}
+
+Status SharedRegion::map_checked(int fd, uint64_t data_size, bool* alone) {
+  Status st = flock_until(fd, LOCK_EX | LOCK_NB, nullptr, kNoDeadline);
+  *alone = st.ok();
+  if (st.error == -EWOULDBLOCK) {
+    st = flock_timed(fd, LOCK_SH, deadline_after_ms(kOpenWaitMs));
+    if (!st.ok()) return st;
+  } else if (!st.ok()) {
+    return st;
   }
   struct stat sb;
   if (fstat(fd, &sb) != 0) return Status::fail("fstat");
@@ -151,13 +189,10 @@ Status SharedRegion::open(const std::string& name, uint64_t data_size, int mode)
     // Tell a half-made region (all zero) from a real mismatch.
     RegionHeader probe;
     ssize_t n = pread(fd, &probe, sizeof(probe), 0);
-    if (n == static_cast<ssize_t>(sizeof(probe)) && all_zero(&probe, sizeof(probe))) {
-      fresh = true;
-    } else {
-      ::flock(fd, LOCK_UN);
-      return Status{kIncompatible, "open"};
-    }
+    fresh = n == static_cast<ssize_t>(sizeof(probe)) && all_zero(&probe, sizeof(probe));
+    if (!fresh) return Status{kIncompatible, "open"};
   }
+  if (fresh && !*alone) return Status{kNotReady, "open"};
   if (fresh && ftruncate(fd, static_cast<off_t>(want)) != 0) return Status::fail("ftruncate");
   void* addr = mmap(nullptr, want, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (addr == MAP_FAILED) return Status::fail("mmap");
@@ -168,16 +203,16 @@ Status SharedRegion::open(const std::string& name, uint64_t data_size, int mode)
 
   bool half_made = header_->ready.load(std::memory_order_acquire) == 0 &&
                    (header_->magic == kMagic || all_zero(header_, sizeof(RegionHeader)));
+  if (half_made && !*alone) return Status{kNotReady, "open"};
   if (fresh || half_made) {
     st = initialise(fd, data_size);
   } else if (header_->magic != kMagic || header_->layout_version != kLayout || header_->header_size != header_bytes() ||
              header_->data_size != data_size ||
              std::strncmp(header_->abi, abi_tag().c_str(), sizeof(header_->abi)) != 0 ||
-             header_->ready.load(std::memory_order_acquire) != 1) {
+             header_->ready.load(std::memory_order_acquire) != 1 || header_->canary != kMagic) {
     st = Status{kIncompatible, "open"};
   }
-  ::flock(fd, LOCK_UN);
-  if (!st.ok()) unmap();
+  if (st.ok() && *alone) st = flock_until(fd, LOCK_SH, nullptr, kNoDeadline);  // stay, as a user
   return st;
 }
 
@@ -207,11 +242,17 @@ Status SharedRegion::peek(const std::string& name, Snapshot* out) {
 }
 
 void SharedRegion::unmap() {
+  unguard_mapping(guard_);
+  guard_ = -1;
   if (header_ != nullptr) munmap(header_, length_);
+  if (fd_ >= 0) ::close(fd_);  // drops our shared flock: no longer a user
+  fd_ = -1;
   header_ = nullptr;
   data_ = nullptr;
   length_ = 0;
 }
+
+bool SharedRegion::intact() const { return *static_cast<volatile const uint64_t*>(&header_->canary) == kMagic; }
 
 void SharedRegion::on_acquired(int rc, Grant* grant) {
   bool died = rc == EOWNERDEAD;
@@ -230,7 +271,12 @@ void SharedRegion::on_acquired(int rc, Grant* grant) {
 
 Status SharedRegion::try_lock(Grant* grant, bool* busy) {
   *busy = false;
+  if (lost()) return Status{kDamaged, "pthread_mutex_trylock"};
   int rc = pthread_mutex_trylock(&header_->mutex);
+  if (lost()) {  // it faulted onto a private zero page, or the mutex was zeroed
+    if (rc == 0 || rc == EOWNERDEAD) pthread_mutex_unlock(&header_->mutex);
+    return Status{kDamaged, "pthread_mutex_trylock"};
+  }
   if (rc == EBUSY) {
     *busy = true;
     return Status{};
@@ -243,7 +289,12 @@ Status SharedRegion::try_lock(Grant* grant, bool* busy) {
 Status SharedRegion::lock(Grant* grant, const std::atomic<bool>* cancel, int64_t deadline_ns) {
   // Uncontended: no clock reads, no timed call (a timed lock never times
   // out when it can lock at once, so this is also right for past deadlines).
+  if (lost()) return Status{kDamaged, "pthread_mutex_lock"};
   int first = pthread_mutex_trylock(&header_->mutex);
+  if (lost()) {
+    if (first == 0 || first == EOWNERDEAD) pthread_mutex_unlock(&header_->mutex);
+    return Status{kDamaged, "pthread_mutex_lock"};
+  }
   if (first == 0 || first == EOWNERDEAD) {
     on_acquired(first, grant);
     return Status{};
@@ -257,6 +308,10 @@ Status SharedRegion::lock(Grant* grant, const std::atomic<bool>* cancel, int64_t
     if (cancel == nullptr) until = deadline_ns == kNoDeadline ? now + 1000 * kSliceNs : deadline_ns;
     if (deadline_ns != kNoDeadline && until > deadline_ns) until = deadline_ns;
     int rc = lock_until(&header_->mutex, until);
+    if (lost()) {
+      if (rc == 0 || rc == EOWNERDEAD) pthread_mutex_unlock(&header_->mutex);
+      return Status{kDamaged, "pthread_mutex_lock"};
+    }
     if (rc == ETIMEDOUT || rc == EINTR) continue;
     if (rc != 0 && rc != EOWNERDEAD) return Status{-rc, "pthread_mutex_lock"};
     on_acquired(rc, grant);
@@ -265,6 +320,7 @@ Status SharedRegion::lock(Grant* grant, const std::atomic<bool>* cancel, int64_t
 }
 
 Status SharedRegion::unlock(bool clean) {
+  if (lost()) return Status{};  // the mutex went with the file; nothing to release
   if (clean) {
     header_->holder_pid.store(0, std::memory_order_relaxed);
     header_->holder_tid.store(0, std::memory_order_relaxed);

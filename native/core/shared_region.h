@@ -11,12 +11,15 @@
 #include <string>
 
 #include "clock.h"
+#include "fault_guard.h"
 #include "status.h"
 
 namespace interlock {
 
 // Refused regions: another layout, ABI, data size, or garbage.
 constexpr int kIncompatible = -100000;
+// A region truncated or overwritten under our mapping: refused from then on.
+constexpr int kDamaged = -100001;
 
 struct RegionHeader {
   uint64_t magic;
@@ -33,6 +36,9 @@ struct RegionHeader {
   std::atomic<int32_t> holder_tid;
   std::atomic<int64_t> acquired_at_ms;  // CLOCK_REALTIME, for humans
   alignas(64) pthread_mutex_t mutex;
+  // The magic again, after the mutex: a file truncated or zeroed under its
+  // users loses it, and that is checked around every acquisition.
+  uint64_t canary;
 };
 
 // What an acquisition learns.
@@ -83,7 +89,13 @@ class SharedRegion {
   static std::string abi_tag();
   static uint64_t region_size(uint64_t data_size);
 
+  // The file was truncated under our mapping (see fault_guard.h).
+  bool lost() const { return (guard_ >= 0 && mapping_lost(guard_)) || !intact(); }
+
  private:
+  bool intact() const;
+  Status open_fd(int fd, uint64_t data_size);
+  Status map_checked(int fd, uint64_t data_size, bool* alone);
   Status initialise(int fd, uint64_t data_size);
   void on_acquired(int rc, Grant* grant);
 
@@ -91,6 +103,8 @@ class SharedRegion {
   uint8_t* data_ = nullptr;
   uint64_t data_size_ = 0;
   size_t length_ = 0;
+  int fd_ = -1;     // open, with a shared flock, while mapped
+  int guard_ = -1;  // fault_guard slot
 };
 
 }  // namespace interlock
