@@ -29,7 +29,7 @@ function parseTag(tag) {
 
 /** Version needs and undefined versioned symbols of one ELF file. */
 function inspect(file) {
-  const out = execFileSync('readelf', ['-V', '-W', '--dyn-syms', '-d', file], { encoding: 'utf8' });
+  const out = execFileSync('readelf', ['-V', '-W', '--dyn-syms', '-d', file], { encoding: 'utf8', maxBuffer: 1 << 30 });
   const needs = []; // { file, tag, weak }
   const symbols = new Map(); // tag -> [symbol]
   const needed = [];

@@ -8,14 +8,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-# Prebuilds are made when missing or older than any native source.
-stale=0
-for arch in x64 arm64; do
-  f="prebuilds/linux-$arch/interlock.node"
-  if [ ! -f "$f" ] || [ -n "$(find binding.gyp native -newer "$f" -print -quit)" ]; then stale=1; fi
-done
-if [ "$stale" = 1 ]; then npm run prebuild; fi
-node scripts/check-glibc.js >/dev/null
+# shellcheck source=scripts/lib-prebuilds.sh
+. scripts/lib-prebuilds.sh
+ensure_prebuilds
 
 work="$(mktemp -d /tmp/interlock-package.XXXXXX)"
 trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
