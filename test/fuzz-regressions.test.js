@@ -7,7 +7,8 @@
 // Actors: 0, 1 processes; 2, 3 workers. Locks: 0, 1 files; 2, 3 mutexes.
 // `npm run test:stress` fuzzes for minutes with fresh seeds.
 const assert = require('node:assert/strict');
-const { Harness, fuzz } = require('./stress/fixtures/fuzz-harness');
+const { Harness } = require('./stress/fixtures/fuzz-harness');
+const { fuzz } = require('./stress/fixtures/fuzz-programs');
 
 const acquire = (a, l, extra = {}) => ({
   t: 'acquire',

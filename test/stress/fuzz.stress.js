@@ -8,7 +8,8 @@
 // A failure is shrunk to a minimal program; replay it with
 //   FUZZ_SEED=<seed> FUZZ_PATH=<path> node test/stress/run.js --only fuzz
 // and add it to test/fuzz-regressions.test.js.
-const { Harness, fuzz, DEFAULT_ACTORS } = require('./fixtures/fuzz-harness');
+const { Harness, DEFAULT_ACTORS } = require('./fixtures/fuzz-harness');
+const { fuzz } = require('./fixtures/fuzz-programs');
 
 const FULL_ACTORS = ['proc', 'proc', 'proc', 'worker', 'worker', 'worker'];
 
@@ -17,7 +18,8 @@ module.exports = {
   budget: { quick: 45, full: 150 },
   async run({ quick, log }) {
     const seed = process.env.FUZZ_SEED === undefined ? Date.now() % 2 ** 31 : Number(process.env.FUZZ_SEED);
-    const timeLimitMs = quick ? 25000 : 110000;
+    const timeLimitMs = quick ? 20000 : 90000;
+    const shrinkMs = quick ? 15000 : 40000;
     const maxOps = quick ? 25 : 40;
     const harness = new Harness({ actors: quick ? DEFAULT_ACTORS : FULL_ACTORS });
     const started = Date.now();
@@ -29,7 +31,7 @@ module.exports = {
     }, 10000);
     let result;
     try {
-      result = await fuzz(harness, { seed, numRuns: 1e6, maxOps, timeLimitMs, path: process.env.FUZZ_PATH });
+      result = await fuzz(harness, { seed, numRuns: 1e6, maxOps, timeLimitMs, shrinkMs, path: process.env.FUZZ_PATH });
     } finally {
       clearInterval(progress);
       await harness.stop();
