@@ -6,7 +6,7 @@
 // without the locks first proves the checks can fail.
 const fs = require('node:fs');
 const path = require('node:path');
-const { fork } = require('node:child_process');
+const { fork, spawn } = require('node:child_process');
 const { FileLock, SharedMutex } = require('../..');
 const { now, sleep, tmpDir, regionName, int32View, round } = require('./fixtures/common');
 const hold = require('./fixtures/chaos-hold');
@@ -18,9 +18,38 @@ const MAX_GAP_MS = 1000;
 const DRIVER_ID = 1; // procIdx 0: never killed
 
 const PLAN = {
-  quick: { kills: 40, terminateHolding: 15, terminateWaiting: 15, seconds: 45, controlSeconds: 1.5 },
-  full: { kills: 200, terminateHolding: 60, terminateWaiting: 60, seconds: 200, controlSeconds: 3 },
+  quick: { kills: 40, terminateHolding: 15, terminateWaiting: 15, seconds: 45, controlSeconds: 1.5, stormSeconds: 3 },
+  full: { kills: 200, terminateHolding: 60, terminateWaiting: 60, seconds: 200, controlSeconds: 3, stormSeconds: 10 },
 };
+
+/**
+ * Regression: terminate() landing inside a contended acquire() (lockAsync)
+ * crashed the whole process (SIGSEGV in WaitObject::Wrap, or a fatal
+ * "Error::New napi_get_last_error_info" abort). Runs teardown-storm.js.
+ */
+function storm(kind, seconds) {
+  const dir = tmpDir('storm');
+  const base = kind === 'mutex' ? regionName('storm') : path.join(dir, 'lock');
+  const script = path.join(__dirname, 'fixtures', 'teardown-storm.js');
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [script, kind, base, String(seconds)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 30) * 1000);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const done = /done (\d+)/.exec(out);
+      const fatal = /FATAL ERROR: .*/.exec(err)?.[0];
+      resolve({ ok: code === 0 && done !== null, terminations: done ? Number(done[1]) : 0, code, signal, fatal });
+    });
+  });
+}
 
 /** One run: spawn, (maybe) cause chaos, stop, check. */
 async function phase({ nolock, plan, log }) {
@@ -58,7 +87,12 @@ async function phase({ nolock, plan, log }) {
     child.on('exit', (code, signal) => {
       procs.delete(procIdx);
       for (const d of deaths) if (d.procIdx === procIdx && d.tDone === null) d.tDone = now();
-      if (!p.dying && running) errors.push(`process ${procIdx} exited (${code ?? signal}) on its own`);
+      if (!p.dying && running) {
+        // A crash, not a planned kill: its holders die unannounced, so entries
+        // after them may also be reported as overlaps.
+        errors.push(`process ${procIdx} exited (${code ?? signal}) on its own`);
+        deaths.push({ procIdx, tReq: now(), tDone: now() });
+      }
       if (running) spawnProc();
     });
     return p;
@@ -113,6 +147,7 @@ async function phase({ nolock, plan, log }) {
   while (wanted > 0 && Date.now() < limit) {
     const left = plan.kills - done.kills + plan.terminateHolding - done.terminateHolding;
     if (left <= 0 && done.terminateWaiting >= plan.terminateWaiting) break;
+    if (errors.length > 0) break; // reported below; no point going on
     if (Date.now() > nextLog) {
       nextLog += 10000;
       log(`${JSON.stringify(done)}; sections ${progress.file.n} file, ${progress.mutex.n} mutex`);
@@ -207,6 +242,21 @@ async function run({ quick, log }) {
   if (selfFailures.length > 0) {
     ok = false;
     notes.push(...selfFailures);
+  }
+
+  for (const kind of ['file', 'mutex']) {
+    const label = kind === 'file' ? 'FileLock' : 'SharedMutex';
+    log(`${label}: workers terminated inside contended acquire() for ${plan.stormSeconds} s`);
+    const r = await storm(kind, plan.stormSeconds);
+    figures[`${label}: workers terminated inside contended acquire(), process survived`] = r.ok
+      ? r.terminations
+      : `crashed (${r.signal ?? `exit ${r.code}`}) after ${r.terminations}`;
+    if (!r.ok) {
+      ok = false;
+      notes.push(
+        `${label}: a process whose workers are terminated during contended acquire() died by ${r.signal ?? `exit ${r.code}`}${r.fatal ? ` (${r.fatal})` : ''}; see test/stress/fixtures/teardown-storm.js`,
+      );
+    }
   }
 
   log(`control: ${PROCS}×${WORKERS} contenders without the locks for ${plan.controlSeconds} s`);
