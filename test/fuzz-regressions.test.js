@@ -31,6 +31,32 @@ const FOUND = [
     title: 'SharedMutex.acquireSync({ timeout: 0 }) grants a free mutex, in a worker',
     program: [{ t: 'sync', a: 2, l: 3, k: 0, shared: false, timeout: 0 }, release(2)],
   },
+  // Seed 411255560: a thread holds a FileLock shared; its exclusive request
+  // waits for that hold, a shared one queues behind. When the exclusive one
+  // times out (or is aborted), nothing is left ahead of the shared one, which
+  // should join at once; it stayed queued until the first hold was released.
+  {
+    title: 'a shared acquire queued behind an exclusive one of the same thread joins when that one times out (process)',
+    program: [
+      acquire(0, 0, { shared: true }),
+      acquire(0, 0, { k: 1, timeout: 30 }),
+      acquire(0, 0, { shared: true }),
+      { t: 'sync', a: 1, l: 0, k: 0, shared: false, timeout: 60 }, // busy: 60 ms for the timeout to fire
+      release(0),
+      release(0),
+    ],
+  },
+  {
+    title: 'a shared acquire queued behind an exclusive one of the same thread joins when that one is aborted (worker)',
+    program: [
+      acquire(3, 1, { shared: true }),
+      acquire(3, 1, { k: 1, abortable: true }),
+      acquire(3, 1, { shared: true }),
+      { t: 'abort', a: 3, pick: 0 },
+      release(3),
+      release(3),
+    ],
+  },
 ];
 
 const PINNED = [
