@@ -9,7 +9,15 @@ const { Worker } = require('node:worker_threads');
 const { FIXTURES } = require('./helpers');
 
 // Files that cannot run inside a Worker, each with the reason.
-const EXCLUDED = new Map([['worker-suite.test.js', 'runs the suite itself']]);
+// Files whose code under test all runs in child processes: inside a Worker
+// they would test nothing new and double their (long) runtime.
+const EXCLUDED = new Map([
+  ['worker-suite.test.js', 'runs the suite itself'],
+  ['counter-server.test.js', 'drives a server in child processes only'],
+  ['cli.test.js', 'drives the CLI in child processes only'],
+  ['exit-midflight.test.js', 'each case is a child process'],
+  ['package.test.js', 'inspects npm pack output only'],
+]);
 
 const EXIT_GRACE_MS = 5000; // after the last test, the worker's loop must drain by then
 
