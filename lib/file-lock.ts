@@ -1,7 +1,7 @@
 // FileLock: flock(2) on a lock file, exclusive across processes, worker
 // threads and async tasks.
 import { resolve } from 'node:path';
-import { closedError, fromNative } from './errors';
+import { closedError, fromNative, systemError } from './errors';
 import { LockHandle, runHeld, runHeldSync } from './handle';
 import { type NativeLockFile, native } from './native';
 import { type Backend, LockQueue } from './queue';
@@ -84,6 +84,10 @@ class FileBackend implements Backend<true> {
 
   close(): void {
     this.#file.close();
+  }
+
+  waitError(errno: number, syscall: string | undefined): unknown {
+    return systemError(errno, syscall, this.path);
   }
 }
 

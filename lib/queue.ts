@@ -2,7 +2,7 @@
 // mutex name) per JS thread. Acquisitions from any number of async tasks and
 // instances wait here in FIFO order, and only the head contends at the OS
 // level, so a thread holds at most one fd and one native waiter per lock.
-import { AbortError, closedError, deadlockError, systemError, timeoutError, withStack } from './errors';
+import { AbortError, closedError, deadlockError, timeoutError, withStack } from './errors';
 import type { HandleOwner, LockHandle } from './handle';
 import { ECANCELED, type NativeWait } from './native';
 
@@ -21,6 +21,8 @@ export interface Backend<G> {
   ): NativeWait;
   unlock(grant: G): void;
   close(): void;
+  /** The error for a failed native wait. */
+  waitError(errno: number, syscall: string | undefined): unknown;
 }
 
 export type MakeHandle<G, H extends LockHandle> = (owner: HandleOwner, shared: boolean, grant: G) => H;
@@ -265,7 +267,7 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
       }
     } else if (errno !== ECANCELED) {
       const head = this.#queue.shift();
-      if (head !== undefined) this.#fail(head, systemError(errno, syscall, this.path));
+      if (head !== undefined) this.#fail(head, this.#backend.waitError(errno, syscall));
     }
     this.#pump();
   }
@@ -285,6 +287,9 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
       return;
     }
     req.reject(withStack(err, req.site));
+    // The new head may be grantable now (a shared request behind a cancelled
+    // exclusive one joins the current shared holders).
+    if (index === 0) this.#pump();
   }
 
   #maybeClose(): void {

@@ -133,6 +133,10 @@ class MutexBackend implements Backend<number> {
     this.#data = undefined;
   }
 
+  waitError(errno: number, syscall: string | undefined): unknown {
+    return convert(Object.assign(new Error(), { errno, syscall }), this.path);
+  }
+
   data(): Buffer {
     if (this.#data === undefined) {
       try {

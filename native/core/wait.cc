@@ -54,11 +54,14 @@ class WaitThreads {
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, kStack);
-    // The new thread starts with every signal blocked, so process signals
-    // (SIGINT, SIGCHLD…) keep going to Node's threads; it then unblocks
-    // only the interrupt signal.
+    // The new thread starts with process signals (SIGINT, SIGCHLD…) blocked,
+    // so they keep going to Node's threads; it then unblocks the interrupt
+    // signal.
     sigset_t all, old;
     sigfillset(&all);
+    // Faults stay deliverable: a blocked SIGBUS raised by a fault kills the
+    // process outright, bypassing the handler that rescues a truncated region.
+    for (int sig : {SIGBUS, SIGSEGV, SIGFPE, SIGILL, SIGTRAP}) sigdelset(&all, sig);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_t tid;
     int err = pthread_create(&tid, &attr, &WaitThreads::main, slot);
