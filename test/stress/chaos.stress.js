@@ -82,7 +82,15 @@ async function phase({ nolock, plan, log }) {
         p.ids.delete(msg.id);
         const d = deaths.find((x) => x.id === msg.id && x.tDone === null);
         if (d !== undefined) d.tDone = msg.missing ? d.tReq : BigInt(msg.tDone);
-      } else if (msg.ev === 'error') errors.push(`worker ${msg.id}: ${msg.msg}`);
+      } else if (msg.ev === 'error') {
+        errors.push(`worker ${msg.id}: ${msg.msg}`);
+        // Replace the whole process, so the chaos goes on with full contenders.
+        if (!p.dying && running) {
+          p.dying = true;
+          deaths.push({ procIdx, tReq: now(), tDone: null });
+          child.kill('SIGKILL');
+        }
+      }
     });
     child.on('exit', (code, signal) => {
       procs.delete(procIdx);
@@ -144,10 +152,15 @@ async function phase({ nolock, plan, log }) {
 
   const wanted = plan.kills + plan.terminateHolding + plan.terminateWaiting;
   let nextLog = Date.now() + 10000;
+  let starved = Date.now();
   while (wanted > 0 && Date.now() < limit) {
     const left = plan.kills - done.kills + plan.terminateHolding - done.terminateHolding;
     if (left <= 0 && done.terminateWaiting >= plan.terminateWaiting) break;
-    if (errors.length > 0) break; // reported below; no point going on
+    if (live().length >= 3) starved = Date.now();
+    else if (Date.now() - starved > 10000) {
+      errors.push('fewer than 3 whole contender processes for 10 s: respawns keep failing');
+      break;
+    }
     if (Date.now() > nextLog) {
       nextLog += 10000;
       log(`${JSON.stringify(done)}; sections ${progress.file.n} file, ${progress.mutex.n} mutex`);
@@ -313,7 +326,7 @@ async function run({ quick, log }) {
   }
   if (r.errors.length > 0) {
     ok = false;
-    notes.push(...r.errors.slice(0, 10));
+    notes.push(`${r.errors.length} errors; the first ones:`, ...r.errors.slice(0, 6));
   }
   return { ok, figures, notes };
 }
