@@ -4,6 +4,8 @@
 // with a hard time budget, and writes their figures into RELIABILITY.md.
 //   node test/stress/run.js [--quick|--full] [--only name[,name]] [--no-report]
 // Exits non-zero if any module is not ok (or overran its budget).
+// A module exports { name, run } and may add budget: { quick, full } (seconds)
+// and execArgv (extra node flags for its process).
 const { fork } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -77,12 +79,12 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 }
 
 /** Runs `file` in a detached child; resolves with its result or a failure. */
-function runModule(file, name, mode, budgetS) {
+function runModule(file, name, mode, budgetS, execArgv) {
   return new Promise((resolve) => {
     const started = Date.now();
     const child = fork(__filename, ['--child', file, `--${mode}`], {
       detached: true, // own process group, so a kill takes its children too
-      execArgv: ['--expose-gc'],
+      execArgv: ['--expose-gc', ...execArgv],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     current = child;
@@ -183,7 +185,12 @@ async function main() {
     if (typeof mod.name !== 'string' || typeof mod.run !== 'function') {
       throw new Error(`${file} does not export { name, run }`);
     }
-    return { file, name: mod.name, budget: mod.budget?.[opts.mode] ?? DEFAULT_BUDGET[opts.mode] };
+    return {
+      file,
+      name: mod.name,
+      budget: mod.budget?.[opts.mode] ?? DEFAULT_BUDGET[opts.mode],
+      execArgv: Array.isArray(mod.execArgv) ? mod.execArgv.map(String) : [],
+    };
   });
   const chosen = opts.only === null ? modules : modules.filter((x) => opts.only.includes(x.name));
   if (opts.only !== null) {
@@ -201,7 +208,7 @@ async function main() {
   for (const mod of chosen) {
     const left = Math.max(1, Math.floor((deadline - Date.now()) / 1000));
     const budget = Math.min(mod.budget, left);
-    const r = await runModule(mod.file, mod.name, opts.mode, budget);
+    const r = await runModule(mod.file, mod.name, opts.mode, budget, mod.execArgv);
     results.push([mod.name, r]);
     console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${mod.name} (${r.seconds.toFixed(1)} s)`);
     for (const [k, v] of Object.entries(r.figures)) console.log(`       ${k}: ${fmt(v)}`);
