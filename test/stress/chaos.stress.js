@@ -44,6 +44,8 @@ function storm(kind, seconds) {
     const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 30) * 1000);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      // A crashed storm leaves its regions behind.
+      if (kind === 'mutex') for (let i = 0; i < 16; i++) fs.rmSync(`/dev/shm/${base}-${i}`, { force: true });
       const done = /done (\d+)/.exec(out);
       const fatal = /FATAL ERROR: .*/.exec(err)?.[0];
       resolve({ ok: code === 0 && done !== null, terminations: done ? Number(done[1]) : 0, code, signal, fatal });

@@ -107,6 +107,7 @@ function runModule(file, name, mode, budgetS, execArgv) {
         process.kill(-child.pid, 'SIGKILL');
       } catch {}
       current = null;
+      sweep(child.pid);
       const seconds = (Date.now() - started) / 1000;
       if (result === null) {
         const why = timedOut
@@ -117,6 +118,25 @@ function runModule(file, name, mode, budgetS, execArgv) {
       resolve({ ...normalise(result), seconds });
     });
   });
+}
+
+/**
+ * Removes what a module's process left under its pid (fixtures/common.js
+ * names regions and temp dirs after it): its exit handlers do not run when
+ * it is killed or crashes, nor for names its own children made.
+ */
+function sweep(pid) {
+  const places = [
+    ['/dev/shm', `ilstress-${pid}-`],
+    [os.tmpdir(), `interlock-stress-${pid}-`],
+  ];
+  for (const [dir, prefix] of places) {
+    let names = [];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {}
+    for (const n of names) if (n.startsWith(prefix)) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
+  }
 }
 
 function normalise(r) {
