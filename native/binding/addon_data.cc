@@ -13,12 +13,13 @@ AddonData::AddonData(Napi::Env env) {
   channel.Unref(env);
 }
 
+// Raw calls, status ignored: see AsyncWait's constructor.
 void AddonData::WaitStarted(Napi::Env env) {
-  if (in_flight++ == 0) channel.Ref(env);
+  if (in_flight++ == 0) napi_ref_threadsafe_function(env, channel);
 }
 
 void AddonData::WaitDelivered(Napi::Env env) {
-  if (--in_flight == 0) channel.Unref(env);
+  if (--in_flight == 0) napi_unref_threadsafe_function(env, channel);
 }
 
 void AddonData::Teardown() {

@@ -4,10 +4,17 @@
 
 namespace interlock {
 
-AsyncWait::AsyncWait(Napi::Env env, Napi::Function callback, Napi::Object owner)
-    : data_(AddonData::From(env)),
-      callback_(Napi::Persistent(callback)),
-      owner_(owner.IsEmpty() ? Napi::ObjectReference() : Napi::Persistent(owner)) {}
+// Raw Node-API throughout: a wait can be started in the very moment its
+// worker is being terminated, when node-addon-api's checked wrappers would
+// turn a refused call into a fatal error. A wait whose references could not
+// be made is cancelled by the env cleanup hook like any other.
+AsyncWait::AsyncWait(Napi::Env env, napi_value callback, napi_value owner) : data_(AddonData::From(env)) {
+  napi_ref ref = nullptr;
+  if (napi_create_reference(env, callback, 1, &ref) == napi_ok) callback_ = Napi::FunctionReference(env, ref);
+  if (owner != nullptr && napi_create_reference(env, owner, 1, &ref) == napi_ok) {
+    owner_ = Napi::ObjectReference(env, ref);
+  }
+}
 
 int AsyncWait::Begin(Napi::Env env, int64_t deadline_ns) {
   int err = start(deadline_ns);
@@ -33,6 +40,14 @@ void AsyncWait::Deliver(Napi::Env env, AddonData* data) {
   Settle();
   Napi::HandleScope scope(env);
   Napi::Function cb = callback_.Value();
+  if (cb.IsEmpty()) {  // the wait began as its env was going away
+    callback_.Reset();
+    owner_.Reset();
+    data->WaitDelivered(env);
+    release();
+    release();
+    return;
+  }
   callback_.Reset();
   owner_.Reset();
   data->WaitDelivered(env);

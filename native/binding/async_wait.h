@@ -14,7 +14,7 @@ struct AddonData;
 class AsyncWait : public Wait {
  public:
   // `owner` is kept alive until delivery, since run() uses what it owns.
-  AsyncWait(Napi::Env env, Napi::Function callback, Napi::Object owner);
+  AsyncWait(Napi::Env env, napi_value callback, napi_value owner);
 
   // Starts the thread and registers with the environment. 0 or -errno.
   int Begin(Napi::Env env, int64_t deadline_ns = kNoDeadline);

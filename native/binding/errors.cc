@@ -33,4 +33,10 @@ bool ExpectArgs(const Napi::CallbackInfo& info, size_t count) {
   return false;
 }
 
+bool Flag(const Napi::Value& value) {
+  bool out = false;
+  napi_get_value_bool(value.Env(), value, &out);
+  return out;
+}
+
 }  // namespace interlock

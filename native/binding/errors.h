@@ -15,4 +15,8 @@ Napi::Value ThrowType(Napi::Env env, const char* message);
 // direct use of the binding. Return false with a TypeError pending.
 bool ExpectArgs(const Napi::CallbackInfo& info, size_t count);
 
+// A boolean argument, read without coercion: napi_coerce_to_bool refuses to
+// run (and node-addon-api then aborts) while the env is being torn down.
+bool Flag(const Napi::Value& value);
+
 }  // namespace interlock

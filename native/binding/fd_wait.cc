@@ -8,8 +8,8 @@
 
 namespace interlock {
 
-FdWait::FdWait(Napi::Env env, Napi::Function callback, int fd, int op)
-    : AsyncWait(env, callback, Napi::Object()), fd_(fd), op_(op) {}
+FdWait::FdWait(Napi::Env env, napi_value callback, int fd, int op)
+    : AsyncWait(env, callback, nullptr), fd_(fd), op_(op) {}
 
 void FdWait::run() { result_ = flock_until(fd_, op_, cancel_flag(), deadline()); }
 
@@ -31,7 +31,7 @@ Napi::Value FdWait::FlockAsync(const Napi::CallbackInfo& info) {
   if (!ExpectArgs(info, 3) || !info[2].IsFunction()) return ThrowType(env, "interlock binding: flockAsync(fd, op, cb)");
   int fd = info[0].As<Napi::Number>().Int32Value();
   int op = info[1].As<Napi::Number>().Int32Value();
-  auto* wait = new FdWait(env, info[2].As<Napi::Function>(), fd, op);
+  auto* wait = new FdWait(env, info[2], fd, op);
   int err = wait->Begin(env);
   if (err != 0) {
     wait->Orphan();

@@ -13,7 +13,7 @@ namespace interlock {
 
 class FdWait : public AsyncWait {
  public:
-  FdWait(Napi::Env env, Napi::Function callback, int fd, int op);
+  FdWait(Napi::Env env, napi_value callback, int fd, int op);
 
   // Module functions: flockSync(fd, op, timeoutMs) -> boolean and
   // flockAsync(fd, op, callback) -> Wait.

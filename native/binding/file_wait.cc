@@ -4,8 +4,8 @@
 
 namespace interlock {
 
-FileWait::FileWait(Napi::Env env, Napi::Function callback, LockFileObject* file, bool shared)
-    : AsyncWait(env, callback, file->Value()), file_(file), shared_(shared) {}
+FileWait::FileWait(Napi::Env env, napi_value callback, LockFileObject* file, napi_value self, bool shared)
+    : AsyncWait(env, callback, self), file_(file), shared_(shared) {}
 
 void FileWait::run() { result_ = file_->file().lock(shared_, cancel_flag(), deadline()); }
 

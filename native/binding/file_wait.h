@@ -9,7 +9,7 @@ class LockFileObject;
 
 class FileWait : public AsyncWait {
  public:
-  FileWait(Napi::Env env, Napi::Function callback, LockFileObject* file, bool shared);
+  FileWait(Napi::Env env, napi_value callback, LockFileObject* file, napi_value self, bool shared);
 
  private:
   void run() override;

@@ -24,8 +24,7 @@ LockFileObject::LockFileObject(const Napi::CallbackInfo& info) : Napi::ObjectWra
     ThrowType(info.Env(), "interlock binding: LockFile(path, mode, create)");
     return;
   }
-  file_ = new LockFile(info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Number>().Int32Value(),
-                       info[2].ToBoolean().Value());
+  file_ = new LockFile(info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Number>().Int32Value(), Flag(info[2]));
   slot_ = AddonData::From(info.Env())->files.Add(this);
   info.This().As<Napi::Object>().Set("slot", Napi::Number::New(info.Env(), slot_));
 }
@@ -61,7 +60,7 @@ static Napi::Value TryLockFile(Napi::Env env, LockFile* file, bool shared) {
 
 // tryLock(shared) -> boolean: false when another holder has it.
 Napi::Value LockFileObject::TryLock(const Napi::CallbackInfo& info) {
-  return TryLockFile(info.Env(), file_, info[0].ToBoolean().Value());
+  return TryLockFile(info.Env(), file_, Flag(info[0]));
 }
 
 static LockFileObject* FromSlot(const Napi::CallbackInfo& info) {
@@ -73,7 +72,7 @@ static LockFileObject* FromSlot(const Napi::CallbackInfo& info) {
 Napi::Value LockFileObject::FastTryLock(const Napi::CallbackInfo& info) {
   LockFileObject* obj = FromSlot(info);
   if (obj == nullptr) return info.Env().Undefined();
-  return TryLockFile(info.Env(), obj->file_, info[1].ToBoolean().Value());
+  return TryLockFile(info.Env(), obj->file_, Flag(info[1]));
 }
 
 Napi::Value LockFileObject::FastUnlock(const Napi::CallbackInfo& info) {
@@ -85,7 +84,7 @@ Napi::Value LockFileObject::FastUnlock(const Napi::CallbackInfo& info) {
 // lockSync(shared, timeoutMs): blocks this thread; timeoutMs < 0 waits forever.
 Napi::Value LockFileObject::LockSync(const Napi::CallbackInfo& info) {
   if (!ExpectArgs(info, 2)) return info.Env().Undefined();
-  bool shared = info[0].ToBoolean().Value();
+  bool shared = Flag(info[0]);
   double timeout = info[1].As<Napi::Number>().DoubleValue();
   Status s =
       timeout < 0 ? file_->lock(shared, nullptr, kNoDeadline) : file_->lock_timed(shared, deadline_after_ms(timeout));
@@ -98,7 +97,9 @@ Napi::Value LockFileObject::LockAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!ExpectArgs(info, 2) || !info[1].IsFunction()) return ThrowType(env, "interlock binding: lockAsync(shared, cb)");
   if (wait_ != nullptr) return ThrowStatus(env, Status{-EBUSY, "flock"});
-  auto* wait = new FileWait(env, info[1].As<Napi::Function>(), this, info[0].ToBoolean().Value());
+  bool shared = false;
+  napi_get_value_bool(env, info[0], &shared);
+  auto* wait = new FileWait(env, info[1], this, info.This(), shared);
   int err = wait->Begin(env);
   if (err != 0) {
     wait->Orphan();

@@ -4,8 +4,8 @@
 
 namespace interlock {
 
-MutexWait::MutexWait(Napi::Env env, Napi::Function callback, SharedMutexObject* owner)
-    : AsyncWait(env, callback, owner->Value()), owner_(owner) {}
+MutexWait::MutexWait(Napi::Env env, napi_value callback, SharedMutexObject* owner, napi_value self)
+    : AsyncWait(env, callback, self), owner_(owner) {}
 
 void MutexWait::run() {
   SharedRegion& region = owner_->region();

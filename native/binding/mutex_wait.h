@@ -15,7 +15,7 @@ class SharedMutexObject;
 
 class MutexWait : public AsyncWait {
  public:
-  MutexWait(Napi::Env env, Napi::Function callback, SharedMutexObject* owner);
+  MutexWait(Napi::Env env, napi_value callback, SharedMutexObject* owner, napi_value self);
 
   // JS thread: have the parked thread unlock, and wait until it has, so the
   // next acquisition (here or in another process) finds the mutex free.

@@ -153,7 +153,7 @@ Napi::Value SharedMutexObject::LockAsync(const Napi::CallbackInfo& info) {
   if (!ExpectArgs(info, 1) || !info[0].IsFunction()) return ThrowType(env, "interlock binding: lockAsync(cb)");
   if (!Usable(env)) return env.Undefined();
   if (holder_ != Holder::kNone || wait_ != nullptr) return ThrowStatus(env, Status{-EBUSY, "pthread_mutex_lock"});
-  auto* wait = new MutexWait(env, info[0].As<Napi::Function>(), this);
+  auto* wait = new MutexWait(env, info[0], this, info.This());
   int err = wait->Begin(env);
   if (err != 0) {
     wait->Orphan();

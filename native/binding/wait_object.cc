@@ -16,11 +16,15 @@ Napi::Value WaitObject::Wrap(Napi::Env env, AsyncWait* wait) {
   // cancel the wait, so drop the reference a wrapper would have owned.
   napi_value ctor = AddonData::From(env)->wait_ctor.Value();
   napi_value obj = nullptr;
-  if (napi_new_instance(env, ctor, 0, nullptr, &obj) != napi_ok || obj == nullptr) {
+  void* native = nullptr;
+  // During teardown the instance may come back without its native half
+  // (the constructor never ran): check the unwrap as well.
+  if (napi_new_instance(env, ctor, 0, nullptr, &obj) != napi_ok || obj == nullptr ||
+      napi_unwrap(env, obj, &native) != napi_ok || native == nullptr) {
     wait->release();
     return env.Undefined();
   }
-  Unwrap(Napi::Object(env, obj))->wait_ = wait;
+  static_cast<WaitObject*>(native)->wait_ = wait;
   return Napi::Value(env, obj);
 }
 
