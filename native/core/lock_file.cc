@@ -3,11 +3,22 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "flock.h"
 
 namespace interlock {
+namespace {
+
+// lstat through syscall(2): glibc exports its stat functions as symbols only
+// since 2.33, and prebuilds must load on 2.28 (see glibc_compat.h for fstat).
+// The kernel's struct stat is glibc's on x86_64 and aarch64.
+int lstat_path(const char* path, struct stat* st) {
+  return static_cast<int>(syscall(SYS_newfstatat, AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW));
+}
+
+}  // namespace
 
 Status LockFile::open() {
   close();
@@ -51,7 +62,7 @@ Status LockFile::verify(Check* out) {
     return Status{};
   }
   struct stat at_path;
-  if (lstat(path_.c_str(), &at_path) != 0) {
+  if (lstat_path(path_.c_str(), &at_path) != 0) {
     if (errno != ENOENT) return Status::fail("stat");
     *out = Check::kReplaced;
     return Status{};
