@@ -3,7 +3,7 @@
 ensure_prebuilds() {
   local arch f stale=0
   for arch in x64 arm64; do
-    f="prebuilds/linux-$arch/interlock.node"
+    f="prebuilds/linux-$arch/interlock.glibc.node"
     if [ ! -f "$f" ] || [ -n "$(find binding.gyp native -newer "$f" -print -quit)" ]; then stale=1; fi
   done
   if [ "$stale" = 1 ]; then npm run prebuild; fi

@@ -39,12 +39,14 @@ compat_cxx="-include $work/native/core/glibc_compat.h"
 # pinned pthread symbols live there (on 2.34+ it is an empty stub).
 compat_ld="-Wl,--wrap=fstat64 -Wl,--push-state,--no-as-needed,-l:libpthread.so.0,--pop-state"
 
+# --tag-libc names them interlock.glibc.node: on musl (Alpine) node-gyp-build
+# then finds no match and builds from source, rather than load a glibc binary.
 build() { # arch, then env assignments for the compiler
   local arch="$1"
   shift
   echo "prebuild: linux-$arch"
   (cd "$work" && env "$@" CXXFLAGS="$compat_cxx ${CXXFLAGS:-}" LDFLAGS="$compat_ld ${LDFLAGS:-}" \
-    node_modules/.bin/prebuildify --napi --strip --arch "$arch" "${strip_bin[@]}" >"$work/$arch.log" 2>&1) || {
+    node_modules/.bin/prebuildify --napi --strip --tag-libc --arch "$arch" "${strip_bin[@]}" >"$work/$arch.log" 2>&1) || {
     cat "$work/$arch.log" >&2
     exit 1
   }
@@ -57,7 +59,7 @@ build arm64 CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linu
 
 node scripts/lib-weak-version-needs.js "$work"/prebuilds/*/*.node
 for pair in x64:X86-64 arm64:AArch64; do
-  f="$work/prebuilds/linux-${pair%%:*}/interlock.node"
+  f="$work/prebuilds/linux-${pair%%:*}/interlock.glibc.node"
   readelf -h "$f" | grep -q "Machine:.*${pair#*:}" || {
     echo "prebuild: $f is not ${pair#*:}" >&2
     exit 1

@@ -83,7 +83,7 @@ EOF
 cat >"$work/project/check.cjs" <<'EOF'
 'use strict';
 require('./roundtrip.js')(require('interlock'), 'require', process.argv[2]).then((loaded) => {
-  if (!loaded.endsWith(`prebuilds/linux-${process.arch}/interlock.node`)) throw new Error(`not the prebuild: ${loaded}`);
+  if (!loaded.endsWith(`prebuilds/linux-${process.arch}/interlock.glibc.node`)) throw new Error(`not the prebuild: ${loaded}`);
 });
 EOF
 cat >"$work/project/check.mjs" <<'EOF'

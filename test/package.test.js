@@ -18,7 +18,7 @@ const SHIPPED = [
   /^binding\.gyp$/,
   /^native\/(core|binding)\/[a-z_]+\.(cc|h)$/,
   /^dist\/[a-z-]+\.(js|mjs|d\.ts|d\.mts)$/,
-  /^prebuilds\/linux-(x64|arm64)\/interlock\.node$/,
+  /^prebuilds\/linux-(x64|arm64)\/interlock\.glibc\.node$/,
 ];
 
 /** Every `.cc`/`.h` file under native/, relative to the root. */
@@ -89,7 +89,7 @@ describe('npm pack contents', function () {
       this.skip();
     }
     for (const arch of ['x64', 'arm64']) {
-      assert.ok(files.includes(`prebuilds/linux-${arch}/interlock.node`), `linux-${arch} prebuild`);
+      assert.ok(files.includes(`prebuilds/linux-${arch}/interlock.glibc.node`), `linux-${arch} prebuild`);
     }
   });
 });
