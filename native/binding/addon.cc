@@ -21,6 +21,7 @@ Napi::Value WaitThreadsAlive(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Interrupter::works();  // probe once, at load, on a JS thread
   if (Interrupter::signal_number() < 0) {
     Napi::Error::New(env, "interlock: no free real-time signal for interrupting waits").ThrowAsJavaScriptException();
     return exports;

@@ -2,12 +2,33 @@
 
 #include <sys/file.h>
 
+#include <ctime>
+
 #include "clock.h"
 #include "interrupter.h"
 
 namespace interlock {
 
+namespace {
+
+// Where a timer tick cannot interrupt flock (qemu-user), a wait that must
+// stay cancellable polls with LOCK_NB every millisecond instead.
+Status flock_polling(int fd, int op, const std::atomic<bool>* cancel, int64_t deadline_ns) {
+  for (;;) {
+    if (cancel != nullptr && cancel->load(std::memory_order_acquire)) return Status{-ECANCELED, "flock"};
+    if (deadline_ns != kNoDeadline && monotonic_ns() >= deadline_ns) return Status{-ETIMEDOUT, "flock"};
+    if (::flock(fd, op | LOCK_NB) == 0) return Status{};
+    if (errno != EWOULDBLOCK && errno != EINTR) return Status::fail("flock");
+    timespec nap = {0, 1000000};
+    nanosleep(&nap, nullptr);
+  }
+}
+
+}  // namespace
+
 Status flock_until(int fd, int op, const std::atomic<bool>* cancel, int64_t deadline_ns) {
+  bool stoppable = cancel != nullptr || deadline_ns != kNoDeadline;
+  if (stoppable && (op & LOCK_NB) == 0 && !Interrupter::works()) return flock_polling(fd, op, cancel, deadline_ns);
   for (;;) {
     if (cancel != nullptr && cancel->load(std::memory_order_acquire)) return Status{-ECANCELED, "flock"};
     if (deadline_ns != kNoDeadline && monotonic_ns() >= deadline_ns) return Status{-ETIMEDOUT, "flock"};
@@ -22,6 +43,7 @@ Status flock_timed(int fd, int op, int64_t deadline_ns) {
   // Cheap first try: most timed acquisitions are not contended.
   Status first = flock_until(fd, op | LOCK_NB, nullptr, kNoDeadline);
   if (first.error != -EWOULDBLOCK) return first;
+  if (!Interrupter::works()) return flock_polling(fd, op, nullptr, deadline_ns);
   Interrupter intr;
   if (!intr.ok()) return Status{-EAGAIN, "timer_create"};
   bool was_blocked = unblock_interrupt_signal();

@@ -64,6 +64,24 @@ int Interrupter::signal_number() {
   return sig;
 }
 
+bool Interrupter::works() {
+  static std::once_flag once;
+  static bool ok = false;
+  std::call_once(once, [] {
+    Interrupter probe;
+    if (!probe.ok()) return;
+    bool was_blocked = unblock_interrupt_signal();
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    probe.arm_at(int64_t{now.tv_sec} * 1000000000 + now.tv_nsec + kRepeatNs);
+    timespec nap = {0, 50 * kRepeatNs}, left = {};
+    ok = nanosleep(&nap, &left) != 0 && errno == EINTR;
+    probe.disarm();
+    if (was_blocked) block_interrupt_signal();
+  });
+  return ok;
+}
+
 Interrupter::Interrupter() {
   int sig = signal_number();
   if (sig < 0) return;

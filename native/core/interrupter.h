@@ -32,6 +32,9 @@ class Interrupter {
 
   // The signal used, installed once per process; -errno if none was free.
   static int signal_number();
+  // Whether a timer tick really interrupts a blocking call here (probed
+  // once). Under qemu-user it does not; waits then poll instead.
+  static bool works();
 
  private:
   int timer_ = -1;
