@@ -6,6 +6,7 @@
 // shrank a failure to come first; the rest pin paths the model must accept.
 // Actors: 0, 1 processes; 2, 3 workers. Locks: 0, 1 files; 2, 3 mutexes.
 // `npm run test:stress` fuzzes for minutes with fresh seeds.
+const { skipUnlessOwnerDeath } = require('./support/owner-death');
 const assert = require('node:assert/strict');
 const { Harness } = require('./stress/fixtures/fuzz-harness');
 const { fuzz } = require('./stress/fixtures/fuzz-programs');
@@ -161,7 +162,13 @@ describe('fuzz regressions', function () {
   });
 
   for (const { title, program } of [...FOUND, ...PINNED]) {
-    it(title, () => harness.run(program));
+    const killsProcess = program.some((op) => op.t === 'kill');
+    it(title, async function () {
+      // A killed process holder's mutex is recovered through set_robust_list,
+      // which qemu-user lacks: not applicable there, and the probe says why.
+      if (killsProcess) await skipUnlessOwnerDeath(this);
+      return harness.run(program);
+    });
   }
 
   it('the model catches a lost update: a second exclusive grant in its books is an overlap', async () => {
@@ -174,7 +181,8 @@ describe('fuzz regressions', function () {
     assert.throws(() => model.grant(second, {}), /overlap/);
   });
 
-  it('20 seeded random programs of up to 12 steps', async () => {
+  it('20 seeded random programs of up to 12 steps', async function () {
+    await skipUnlessOwnerDeath(this); // the programs SIGKILL process holders; see above
     const { report } = await fuzz(harness, { seed: 20260126, numRuns: 20, maxOps: 12, endOnFailure: true });
     assert.equal(report, null, report);
   });
