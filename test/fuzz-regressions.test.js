@@ -166,7 +166,7 @@ describe('fuzz regressions', function () {
     it(title, async function () {
       // A killed process holder's mutex is recovered through set_robust_list,
       // which qemu-user lacks: not applicable there, and the probe says why.
-      if (killsProcess) await skipUnlessOwnerDeath(this);
+      if (killsProcess) await skipUnlessOwnerDeath(this); // only under qemu-user: no set_robust_list
       return harness.run(program);
     });
   }

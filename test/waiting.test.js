@@ -41,7 +41,7 @@ describe('many waiters', () => {
     // Shows the latency check below can fail: this is the bug interlock avoids.
     // fs-ext is not context-aware: in a Worker it queues on the main thread's
     // loop and its callback crashes the process, so it runs on the main thread only.
-    if (!isMainThread) this.skip();
+    if (!isMainThread) this.skip(); // fs-ext crashes inside a Worker (not context-aware); the main-thread run covers it
     const fsExt = require('fs-ext');
     const file = path.join(dir, 'control.lock');
     const holder = await holdFlock(file);
