@@ -12,10 +12,8 @@ export type WaitCallback = (errno: number, syscall?: string) => void;
 export interface NativeLockFile {
   /** Index for the by-slot hot-path functions (they skip napi_unwrap). */
   readonly slot: number;
-  tryLock(shared: boolean): boolean;
   lockSync(shared: boolean, timeoutMs: number): void;
   lockAsync(shared: boolean, callback: WaitCallback): NativeWait;
-  unlock(): void;
   close(): void;
 }
 
@@ -49,10 +47,7 @@ export const EWOULDBLOCK = -11;
 /** Grants travel as token * 2 + ownerDied; 0 means busy. */
 export interface NativeSharedMutex {
   readonly slot: number;
-  tryLock(): number;
-  lockSync(timeoutMs: number): number;
   lockAsync(callback: (errno: number, syscall?: string, grant?: number) => void): NativeWait;
-  unlock(): void;
   close(): void;
   data(): ArrayBuffer;
   info(): RegionInfo;

@@ -10,10 +10,8 @@ namespace interlock {
 Napi::Function LockFileObject::Init(Napi::Env env) {
   return DefineClass(env, "LockFile",
                      {
-                         InstanceMethod<&LockFileObject::TryLock>("tryLock"),
                          InstanceMethod<&LockFileObject::LockSync>("lockSync"),
                          InstanceMethod<&LockFileObject::LockAsync>("lockAsync"),
-                         InstanceMethod<&LockFileObject::Unlock>("unlock"),
                          InstanceMethod<&LockFileObject::Close>("close"),
                      });
 }
@@ -56,11 +54,6 @@ static Napi::Value TryLockFile(Napi::Env env, LockFile* file, bool shared) {
   Status s = file->try_lock(shared, &busy);
   if (!s.ok()) return ThrowStatus(env, s);
   return Napi::Boolean::New(env, !busy);
-}
-
-// tryLock(shared) -> boolean: false when another holder has it.
-Napi::Value LockFileObject::TryLock(const Napi::CallbackInfo& info) {
-  return TryLockFile(info.Env(), file_, Flag(info[0]));
 }
 
 static LockFileObject* FromSlot(const Napi::CallbackInfo& info) {

@@ -29,7 +29,6 @@ class LockFileObject : public Napi::ObjectWrap<LockFileObject> {
   void WaitSettled(FileWait* wait);
 
  private:
-  Napi::Value TryLock(const Napi::CallbackInfo& info);
   Napi::Value LockSync(const Napi::CallbackInfo& info);
   Napi::Value LockAsync(const Napi::CallbackInfo& info);
   Napi::Value Unlock(const Napi::CallbackInfo& info);

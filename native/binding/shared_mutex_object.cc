@@ -12,10 +12,7 @@ namespace interlock {
 Napi::Function SharedMutexObject::Init(Napi::Env env) {
   return DefineClass(env, "SharedMutex",
                      {
-                         InstanceMethod<&SharedMutexObject::TryLock>("tryLock"),
-                         InstanceMethod<&SharedMutexObject::LockSync>("lockSync"),
                          InstanceMethod<&SharedMutexObject::LockAsync>("lockAsync"),
-                         InstanceMethod<&SharedMutexObject::Unlock>("unlock"),
                          InstanceMethod<&SharedMutexObject::Close>("close"),
                          InstanceMethod<&SharedMutexObject::Data>("data"),
                          InstanceMethod<&SharedMutexObject::Info>("info"),
@@ -118,8 +115,6 @@ Napi::Value SharedMutexObject::FastUnlock(const Napi::CallbackInfo& info) {
   return obj == nullptr ? info.Env().Undefined() : obj->DoUnlock(info.Env());
 }
 
-Napi::Value SharedMutexObject::TryLock(const Napi::CallbackInfo& info) { return DoTryLock(info.Env()); }
-
 // tryLock() -> 0 when busy, else the encoded grant.
 Napi::Value SharedMutexObject::DoTryLock(Napi::Env env) {
   if (!Usable(env)) return env.Undefined();
@@ -130,11 +125,6 @@ Napi::Value SharedMutexObject::DoTryLock(Napi::Env env) {
   if (!s.ok()) return ThrowStatus(env, s);
   if (busy) return Napi::Number::New(env, 0);
   return Granted(env, grant, Holder::kJs);
-}
-
-Napi::Value SharedMutexObject::LockSync(const Napi::CallbackInfo& info) {
-  if (!ExpectArgs(info, 1)) return info.Env().Undefined();
-  return DoLockSync(info.Env(), info[0].As<Napi::Number>().DoubleValue());
 }
 
 // lockSync(timeoutMs) -> encoded grant; blocks this thread.
@@ -163,8 +153,6 @@ Napi::Value SharedMutexObject::LockAsync(const Napi::CallbackInfo& info) {
   wait_ = wait;
   return WaitObject::Wrap(env, wait);
 }
-
-Napi::Value SharedMutexObject::Unlock(const Napi::CallbackInfo& info) { return DoUnlock(info.Env()); }
 
 Napi::Value SharedMutexObject::DoUnlock(Napi::Env env) {
   if (holder_ == Holder::kJs) {

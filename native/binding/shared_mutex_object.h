@@ -45,13 +45,10 @@ class SharedMutexObject : public Napi::ObjectWrap<SharedMutexObject> {
   };
   enum class Holder { kNone, kJs, kParked };
 
-  Napi::Value TryLock(const Napi::CallbackInfo& info);
-  Napi::Value LockSync(const Napi::CallbackInfo& info);
   Napi::Value DoTryLock(Napi::Env env);
   Napi::Value DoLockSync(Napi::Env env, double timeout_ms);
   Napi::Value DoUnlock(Napi::Env env);
   Napi::Value LockAsync(const Napi::CallbackInfo& info);
-  Napi::Value Unlock(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Data(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
