@@ -98,6 +98,7 @@ async function contended({ pool, ctx, cfg, layout, floorBin, log }) {
   }
   // Round-robin over the cases, as in uncontended.js.
   for (let r = 0; r < cfg.reps; r++) {
+    log(`rep ${r + 1}/${cfg.reps}`);
     for (const row of rows) {
       if (row.error) continue;
       try {

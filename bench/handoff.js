@@ -19,8 +19,10 @@ async function sample({ pool, ctx, impl }, pauseMs) {
 }
 
 async function handoff({ pool, ctx, cfg, log }) {
-  const rows = IMPLS.map((impl) => ({ impl, reps: [] }));
+  // samples: every handoff of every rep, for the distribution chart.
+  const rows = IMPLS.map((impl) => ({ impl, reps: [], samples: [] }));
   for (let r = 0; r < cfg.reps; r++) {
+    log(`rep ${r + 1}/${cfg.reps}`);
     for (const row of rows) {
       if (row.error) continue;
       try {
@@ -28,6 +30,7 @@ async function handoff({ pool, ctx, cfg, log }) {
         for (let i = 0; i < cfg.handoffSamples; i++)
           us.push(await sample({ pool, ctx, impl: row.impl }, cfg.handoffPauseMs));
         row.reps.push({ p50: quantile(us, 0.5), p99: quantile(us, 0.99) });
+        row.samples.push(...us.map((x) => Math.round(x * 10) / 10));
       } catch (err) {
         row.error = err.message.split('\n')[0];
         await pool.stop(2);

@@ -208,6 +208,12 @@ function goals(res) {
   return table(['goal', 'measured (medians)', ''], out);
 }
 
+/** The SVGs drawn by bench/charts.js, embedded; the tables below hold the numbers. */
+function charts(res) {
+  if (!res.charts?.length) return [];
+  return ['## Charts', '', ...res.charts.flatMap((c) => [`### ${c.title}`, '', `![${c.title}](${c.file})`, '']), ''];
+}
+
 function render(res) {
   const m = res.machine;
   const lines = [
@@ -221,6 +227,7 @@ function render(res) {
     `- Node ${process.version}, ${m.libc}`,
     `- Mode: ${res.cfg.full ? 'full' : 'quick'}; ${res.cfg.reps} reps per figure; figures are median (min–max) over reps; took ${num(res.seconds)} s`,
     '',
+    ...charts(res),
     '## Goals (issue 5)',
     '',
     ...goals(res),

@@ -11,6 +11,8 @@ const { contended } = require('./contended');
 const { waiting } = require('./waiting');
 const { handoff } = require('./handoff');
 const { render } = require('./report');
+const { drawCharts, DIR: CHART_DIR } = require('./charts');
+const { Progress } = require('./progress');
 
 const args = process.argv.slice(2);
 const full = args.includes('--full');
@@ -19,7 +21,9 @@ const only = args
   ?.slice(7)
   .split(',');
 const outArg = args.find((a) => a.startsWith('--out='))?.slice(6);
+const SECTIONS = ['pairs', 'contended', 'handoff', 'waiting'];
 const runs = (section) => only === undefined || only.includes(section);
+const progress = new Progress(SECTIONS.filter(runs));
 
 const cfg = full
   ? {
@@ -76,9 +80,8 @@ function command() {
 }
 
 const t0 = Date.now();
-function log(what, value) {
-  const s = ((Date.now() - t0) / 1000).toFixed(1).padStart(6);
-  console.log(`${s}s  ${what}: ${typeof value === 'string' ? value : JSON.stringify(value)}`);
+function log(what) {
+  progress.show(what);
 }
 
 async function main() {
@@ -104,15 +107,25 @@ async function main() {
   const { SharedMutex } = require(path.join(__dirname, '..'));
   try {
     const floorBin = floor.build(dir);
-    if (runs('pairs')) res.pairs = await uncontended({ ctx, cfg, floorBin, log });
+    if (runs('pairs')) {
+      progress.section('pairs');
+      res.pairs = await uncontended({ ctx, cfg, floorBin, log });
+    }
     if (runs('contended')) {
-      for (const layout of LAYOUTS) {
+      for (const [i, layout] of LAYOUTS.entries()) {
+        progress.section('contended', `${i + 1}/${LAYOUTS.length} ${layout.name}`);
         res.layouts.push(layout.name);
         res.contended.push(...(await contended({ pool, ctx, cfg, layout, floorBin, log })));
       }
     }
-    if (runs('handoff')) res.handoff = await handoff({ pool, ctx, cfg, log });
-    if (runs('waiting')) res.waiting = await waiting({ pool, ctx, cfg, log });
+    if (runs('handoff')) {
+      progress.section('handoff');
+      res.handoff = await handoff({ pool, ctx, cfg, log });
+    }
+    if (runs('waiting')) {
+      progress.section('waiting');
+      res.waiting = await waiting({ pool, ctx, cfg, log });
+    }
   } finally {
     await pool.stop();
     for (const suffix of ['mutex', 'data']) {
@@ -130,10 +143,18 @@ async function main() {
       'The machine was busy with other work during this run (see load average): treat the figures as rough.',
     );
   }
+  const partial = only !== undefined || outArg !== undefined;
   const out =
     outArg ?? (only ? path.join(os.tmpdir(), 'BENCHMARKS.partial.md') : path.join(__dirname, '..', 'BENCHMARKS.md'));
+  // A partial run draws its charts beside its report, never over the committed ones.
+  const chartDir = partial ? path.join(path.dirname(out), 'benchmarks-partial') : CHART_DIR;
+  res.charts = (await drawCharts(res, chartDir)).map((c) => ({ ...c, file: path.relative(path.dirname(out), c.file) }));
+  fs.mkdirSync(chartDir, { recursive: true });
+  fs.writeFileSync(path.join(chartDir, 'results.json'), `${JSON.stringify(res)}\n`);
   fs.writeFileSync(out, render(res));
-  log('wrote', out);
+  progress.done(
+    `wrote ${out} and ${res.charts.length} charts in ${chartDir} (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
+  );
 }
 
 main().catch((err) => {

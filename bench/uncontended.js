@@ -25,6 +25,7 @@ async function uncontended({ ctx, cfg, floorBin, log }) {
   const lockPath = path.join(ctx.dir, 'floor.lock');
   try {
     for (let r = 0; r < cfg.reps; r++) {
+      log(`rep ${r + 1}/${cfg.reps}`);
       for (const row of rows) {
         if (row.error) continue;
         try {

@@ -49,6 +49,7 @@ async function waiting({ pool, ctx, cfg, log }) {
   for (const { impl, ks } of plan(cfg.full)) {
     for (const k of ks) {
       const row = { impl, k, reps: [] };
+      log(`${impl}, ${k} waiters`);
       try {
         for (let r = 0; r < cfg.reps; r++) row.reps.push(await rep({ pool, ctx, cfg, impl, k }));
       } catch (err) {
