@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { tmpDir, waitFor } = require('./helpers');
 
-const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
+const CLI = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
 const CHILD = path.join(__dirname, 'fixtures', 'cli-child.js');
 const TOOLS = ['flock', 'interlock'];
 
@@ -99,7 +99,7 @@ describe('interlock CLI beside flock(1)', function () {
   this.slow(5000);
   let dir;
   before(() => {
-    assert.ok(fs.existsSync(CLI), 'dist/cli.js is missing: run npm run build:ts');
+    assert.ok(fs.existsSync(CLI), 'dist/cli/main.js is missing: run npm run build:ts');
     dir = tmpDir('interlock-cli-');
   });
   afterEach(cleanUp);

@@ -17,7 +17,7 @@ const SHIPPED = [
   /^LICENSE$/,
   /^binding\.gyp$/,
   /^native\/(core|binding)\/[a-z_]+\.(cc|h)$/,
-  /^dist\/[a-z-]+\.(js|mjs|d\.ts|d\.mts)$/,
+  /^dist\/(cli\/)?[a-z-]+\.(js|mjs|d\.ts|d\.mts)$/,
   /^prebuilds\/linux-(x64|arm64)\/interlock\.glibc\.node$/,
 ];
 
@@ -71,7 +71,7 @@ describe('npm pack contents', function () {
 
   it('ships dist/ with every entry point (main, types, exports, bin) and a .d.ts per module', () => {
     const entries = entryPoints();
-    for (const f of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/index.d.mts', 'dist/cli.js']) {
+    for (const f of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/index.d.mts', 'dist/cli/main.js']) {
       assert.ok(entries.includes(f), `${f} is an entry point`);
     }
     for (const f of entries) assert.ok(files.includes(f), `${f} is packed`);

@@ -3,6 +3,8 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants, openSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { FileLock } from '../file-lock';
+import { flock } from '../flock';
 import {
   describeError,
   EX_CANTCREAT,
@@ -13,9 +15,7 @@ import {
   errorCode,
   UsageError,
   warn,
-} from './cli-exit';
-import { FileLock } from './file-lock';
-import { flock } from './flock';
+} from './exit';
 
 export interface LockRequest {
   shared: boolean;

@@ -1,8 +1,8 @@
 // `interlock status --mutex <name>`: a SharedMutex region's header, read
 // without mapping or locking it, and whether its holder still runs.
 import { existsSync } from 'node:fs';
-import { commandOf, quote } from './cli-status';
-import { SharedMutex } from './shared-mutex';
+import { SharedMutex } from '../shared-mutex';
+import { commandOf, quote } from './status';
 
 export interface MutexStatus {
   name: string;

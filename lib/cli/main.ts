@@ -4,10 +4,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { describeError, EX_DATAERR, EX_NOINPUT, EX_OSERR, EX_USAGE, errorCode, UsageError, warn } from './cli-exit';
-import { formatMutex, type MutexStatus, mutexStatus } from './cli-mutex';
-import { type LockRequest, lockDescriptor, runLocked } from './cli-run';
-import { fileStatus, formatStatus } from './cli-status';
+import { describeError, EX_DATAERR, EX_NOINPUT, EX_OSERR, EX_USAGE, errorCode, UsageError, warn } from './exit';
+import { formatMutex, type MutexStatus, mutexStatus } from './mutex';
+import { type LockRequest, lockDescriptor, runLocked } from './run';
+import { fileStatus, formatStatus } from './status';
 
 const HELP = `Usage:
  interlock [options] <file>|<directory> <command> [<argument>...]
@@ -75,7 +75,7 @@ type LockOption = keyof typeof LOCK_OPTIONS;
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
   return `interlock ${pkg.version}\n`;
 }
 
