@@ -25,7 +25,7 @@
       "cflags_cc!": ["-std=gnu++17"],
       "cflags": ["-O3", "-fvisibility=hidden", "-Wall", "-Wextra"],
       "cflags_cc": ["-std=c++17", "-O3", "-fvisibility=hidden", "-fno-exceptions", "-Wall", "-Wextra"],
-      "ldflags": ["-pthread"],
+      "ldflags": ["-pthread", "-Wl,-z,nodelete"],
       "conditions": [
         ["OS!='linux'", { "type": "none" }]
       ]

@@ -22,6 +22,7 @@ const {
   killChildren,
   FIXTURES,
 } = require('./helpers');
+const { uniqueName, cleanupNames } = require('./fixtures/mutex-driver');
 
 /** Exit status of `flock -n file true`: 0 another process got it, 1 busy. */
 const flockN = (file) => spawnSync('flock', ['-n', file, 'true']).status;
@@ -329,5 +330,46 @@ describe('hygiene: unlinking the lock file never yields two holders', function (
   it('control: naive open+flock per entry, same unlinking, overlaps (the detector works, the race is real)', async () => {
     const { bad } = await race('naive', ['naive', 'naive', 'naive', 'naive'], 30, 1);
     assert.ok(bad > 0, 'no overlap seen without the inode check');
+  });
+});
+
+describe('teardown: the addon loaded by worker threads only (a worker pool)', function () {
+  // Node unloads the addon with the last environment that loaded it; wait
+  // threads lingering for reuse then ran unmapped code (SIGSEGV, nearly every
+  // async run before the shared object was marked NODELETE). Each run is a
+  // process of its own: two pools of four contending workers, each pool
+  // followed by 500 ms (2.5 times the threads' 200 ms linger).
+  this.timeout(60000);
+  let dir;
+  before(() => {
+    dir = tmpDir('interlock-pool-');
+    fs.writeFileSync(path.join(dir, 'fd.lock'), '');
+  });
+  after(cleanupNames);
+
+  const runs = [];
+  for (const kind of ['file', 'mutex', 'fd']) {
+    for (const mode of ['async', 'sync']) for (const end of ['exit', 'terminate']) runs.push([kind, mode, end]);
+  }
+
+  it(`FileLock, SharedMutex and flock(fd), async and sync, natural exit and terminate(): the process survives (${runs.length} runs)`, async () => {
+    const target = ([kind, mode, end]) =>
+      kind === 'mutex'
+        ? uniqueName(`pool-${mode}-${end}`)
+        : path.join(dir, kind === 'fd' ? 'fd.lock' : `${mode}-${end}.lock`);
+    const failed = [];
+    // Six at a time: quick on an idle machine, and a loaded one only delays.
+    for (let i = 0; i < runs.length; i += 6) {
+      const batch = runs.slice(i, i + 6);
+      const results = await Promise.all(
+        batch.map((run) => startFixture('worker-pool-exit.js', [...run, target(run)]).closed),
+      );
+      results.forEach((r, j) => {
+        if (r.signal !== null || r.code !== 0 || r.out !== 'ok\n') {
+          failed.push(`${batch[j].join(' ')}: ${r.signal ?? `exit ${r.code}`} ${r.err.slice(0, 300)}`);
+        }
+      });
+    }
+    assert.deepEqual(failed, [], 'runs that did not survive');
   });
 });
