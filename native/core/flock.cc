@@ -11,8 +11,9 @@ namespace interlock {
 
 namespace {
 
-// Where a timer tick cannot interrupt flock (qemu-user), a wait that must
-// stay cancellable polls with LOCK_NB every millisecond instead.
+// Where a timer tick cannot interrupt flock (qemu-user), or this thread has
+// no timer (RLIMIT_SIGPENDING used up), a wait that must stay cancellable
+// polls with LOCK_NB every millisecond instead.
 Status flock_polling(int fd, int op, const std::atomic<bool>* cancel, int64_t deadline_ns) {
   for (;;) {
     if (cancel != nullptr && cancel->load(std::memory_order_acquire)) return Status{-ECANCELED, "flock"};
@@ -28,7 +29,9 @@ Status flock_polling(int fd, int op, const std::atomic<bool>* cancel, int64_t de
 
 Status flock_until(int fd, int op, const std::atomic<bool>* cancel, int64_t deadline_ns) {
   bool stoppable = cancel != nullptr || deadline_ns != kNoDeadline;
-  if (stoppable && (op & LOCK_NB) == 0 && !Interrupter::works()) return flock_polling(fd, op, cancel, deadline_ns);
+  if (stoppable && (op & LOCK_NB) == 0 && !(Interrupter::works() && Interrupter::bound_here())) {
+    return flock_polling(fd, op, cancel, deadline_ns);
+  }
   for (;;) {
     if (cancel != nullptr && cancel->load(std::memory_order_acquire)) return Status{-ECANCELED, "flock"};
     if (deadline_ns != kNoDeadline && monotonic_ns() >= deadline_ns) return Status{-ETIMEDOUT, "flock"};
@@ -45,7 +48,7 @@ Status flock_timed(int fd, int op, int64_t deadline_ns) {
   if (first.error != -EWOULDBLOCK) return first;
   if (!Interrupter::works()) return flock_polling(fd, op, nullptr, deadline_ns);
   Interrupter intr;
-  if (!intr.ok()) return Status{-EAGAIN, "timer_create"};
+  if (!intr.ok()) return flock_polling(fd, op, nullptr, deadline_ns);  // no timer to be had
   bool was_blocked = unblock_interrupt_signal();
   int armed = intr.arm_at(deadline_ns);
   Status st = armed == 0 ? flock_until(fd, op, nullptr, deadline_ns) : Status{armed, "timer_settime"};

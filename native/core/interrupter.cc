@@ -13,6 +13,8 @@ namespace {
 
 constexpr long kRepeatNs = 1000000;  // 1 ms between ticks once fired
 
+thread_local int timers_here = 0;  // Interrupters with a timer on this thread
+
 void on_interrupt(int) {}  // the point is the EINTR, not the handler
 
 int install_handler() {
@@ -86,12 +88,18 @@ Interrupter::Interrupter() {
   int sig = signal_number();
   if (sig < 0) return;
   int id = timer_create_for_thread(sig, static_cast<pid_t>(syscall(SYS_gettid)));
-  if (id >= 0) timer_ = id;
+  if (id < 0) return;
+  timer_ = id;
+  ++timers_here;
 }
 
 Interrupter::~Interrupter() {
-  if (timer_ >= 0) syscall(SYS_timer_delete, timer_);
+  if (timer_ < 0) return;
+  syscall(SYS_timer_delete, timer_);
+  --timers_here;
 }
+
+bool Interrupter::bound_here() { return timers_here > 0; }
 
 int Interrupter::arm_at(int64_t deadline_ns) {
   if (timer_ < 0) return -EAGAIN;

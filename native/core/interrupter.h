@@ -35,6 +35,11 @@ class Interrupter {
   // Whether a timer tick really interrupts a blocking call here (probed
   // once). Under qemu-user it does not; waits then poll instead.
   static bool works();
+  // Whether the calling thread has an Interrupter with a timer right now.
+  // A thread could make none when RLIMIT_SIGPENDING, which also caps POSIX
+  // timers, is used up; nothing could wake its blocking calls, so its waits
+  // poll instead.
+  static bool bound_here();
 
  private:
   int timer_ = -1;
