@@ -7,6 +7,7 @@
         "native/core/flock.cc",
         "native/core/interrupter.cc",
         "native/core/lock_file.cc",
+        "native/core/semaphore.cc",
         "native/core/shared_region.cc",
         "native/core/wait.cc",
         "native/binding/addon.cc",
@@ -17,6 +18,8 @@
         "native/binding/file_wait.cc",
         "native/binding/lock_file_object.cc",
         "native/binding/mutex_wait.cc",
+        "native/binding/semaphore_object.cc",
+        "native/binding/semaphore_wait.cc",
         "native/binding/shared_mutex_object.cc",
         "native/binding/wait_object.cc"
       ],

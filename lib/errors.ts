@@ -1,5 +1,6 @@
 // Errors a user can act on: system errors shaped like Node's fs errors
 // (code, errno, syscall, path), and argument errors with Node's codes.
+import { constants as osConstants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
 
 export interface LockErrorFields {
@@ -35,9 +36,18 @@ export class AbortError extends LockError {
 
 const systemErrors = getSystemErrorMap();
 
+// libuv's map lacks errnos no uv call returns (EDEADLK, EIDRM, …); their
+// names still come from the OS constants, never as UNKNOWN.
+function describeErrno(errno: number): [string, string] {
+  const known = systemErrors.get(errno);
+  if (known !== undefined) return known;
+  const name = Object.entries(osConstants.errno).find(([, value]) => value === -errno)?.[0];
+  return name === undefined ? ['UNKNOWN', 'unknown error'] : [name, `system error ${-errno}`];
+}
+
 /** A LockError from a negative errno, worded like Node's fs errors. */
 export function systemError(errno: number, syscall: string | undefined, path?: string): LockError {
-  const [code, description] = systemErrors.get(errno) ?? ['UNKNOWN', 'unknown error'];
+  const [code, description] = describeErrno(errno);
   let message = `${code}: ${description}`;
   if (syscall !== undefined) message += `, ${syscall}`;
   if (path !== undefined) message += ` '${path}'`;

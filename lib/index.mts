@@ -9,6 +9,9 @@ export type {
   FlockOptions,
   MutexAcquireOptions,
   RegionInfo,
+  SemaphoreAcquireOptions,
+  SemaphoreInfo,
+  SemaphoreOptions,
   SharedMutexOptions,
 } from './index.js';
 export {
@@ -19,5 +22,7 @@ export {
   LockError,
   LockHandle,
   MutexHandle,
+  Semaphore,
+  SemaphoreHandle,
   SharedMutex,
 } from './index.js';

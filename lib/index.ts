@@ -2,5 +2,11 @@ export { AbortError, LockError } from './errors';
 export { type AcquireOptions, type AcquireSyncOptions, FileLock, type FileLockOptions } from './file-lock';
 export { type FlockOperation, type FlockOptions, flock, flockSync } from './flock';
 export { LockHandle } from './handle';
-export type { RegionInfo } from './native';
+export type { RegionInfo, SemaphoreInfo } from './native';
+export {
+  Semaphore,
+  type SemaphoreAcquireOptions,
+  SemaphoreHandle,
+  type SemaphoreOptions,
+} from './semaphore';
 export { type MutexAcquireOptions, MutexHandle, SharedMutex, type SharedMutexOptions } from './shared-mutex';

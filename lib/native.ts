@@ -23,6 +23,8 @@ export interface Binding {
   flockAsync(fd: number, op: number, callback: WaitCallback): NativeWait;
   SharedMutex: new (name: string, dataSize: number, mode: number) => NativeSharedMutex;
   inspectRegion(name: string): RegionInfo;
+  Semaphore: new (name: string, permits: number, mode: number) => NativeSemaphore;
+  unlinkSemaphore(name: string): void;
   fileTryLock(slot: number, shared: boolean): boolean;
   fileUnlock(slot: number): void;
   mutexTryLock(slot: number): number;
@@ -63,4 +65,24 @@ export interface RegionInfo {
   /** ms since the epoch (CLOCK_REALTIME) of the current holder's acquisition. */
   acquiredAt: number;
   abi: string;
+}
+
+/** A Semaphore grant: [token * 2 + ownerDied, holder record]. */
+export type SemaphoreGrant = [number, number];
+
+export interface NativeSemaphore {
+  tryLock(weight: number): SemaphoreGrant | null;
+  lockSync(weight: number, timeoutMs: number): SemaphoreGrant;
+  lockAsync(weight: number, callback: (errno: number, syscall?: string, grant?: SemaphoreGrant) => void): NativeWait;
+  unlock(record: number): void;
+  close(): void;
+  info(): SemaphoreInfo;
+}
+
+export interface SemaphoreInfo {
+  permits: number;
+  /** Permits free now, as the kernel counts them. */
+  available: number;
+  /** `since`: ms since the epoch (CLOCK_REALTIME) of the acquisition. */
+  holders: { pid: number; tid: number; weight: number; since: number }[];
 }

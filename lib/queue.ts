@@ -2,34 +2,39 @@
 // mutex name) per JS thread. Acquisitions from any number of async tasks and
 // instances wait here in FIFO order, and only the head contends at the OS
 // level, so a thread holds at most one fd and one native waiter per lock.
+// A request's `mode` is what it asks the OS for: `shared` (a boolean) for
+// FileLock and SharedMutex, a weight for Semaphore.
 import { AbortError, closedError, deadlockError, timeoutError, withStack } from './errors';
 import type { HandleOwner, LockHandle } from './handle';
 import { ECANCELED, type NativeWait } from './native';
 
 /** What a lock kind provides; errors thrown are already LockErrors. */
-export interface Backend<G> {
+export interface Backend<G, M = boolean> {
   readonly path: string;
   /** The call a wait blocks in, named by timeout errors. */
   readonly waitSyscall: string;
+  /**
+   * Every request is a grant of its own (a Semaphore's permits): holders on
+   * this thread do not stop the head, and each handle unlocks its own grant.
+   * Otherwise this thread holds one grant, that shared requests join.
+   */
+  readonly perRequest?: boolean;
   /** A grant, or null when another holder has the lock. */
-  tryLock(shared: boolean): G | null;
-  lockSync(shared: boolean, timeoutMs: number): G;
+  tryLock(mode: M): G | null;
+  lockSync(mode: M, timeoutMs: number): G;
   /** Waits on a dedicated native thread; `done` runs on this thread. */
-  lockAsync(
-    shared: boolean,
-    done: (errno: number, syscall: string | undefined, grant: G | undefined) => void,
-  ): NativeWait;
+  lockAsync(mode: M, done: (errno: number, syscall: string | undefined, grant: G | undefined) => void): NativeWait;
   unlock(grant: G): void;
   close(): void;
   /** The error for a failed native wait. */
   waitError(errno: number, syscall: string | undefined): unknown;
 }
 
-export type MakeHandle<G, H extends LockHandle> = (owner: HandleOwner, shared: boolean, grant: G) => H;
+export type MakeHandle<G, H extends LockHandle, M = boolean> = (owner: HandleOwner, mode: M, grant: G) => H;
 
-interface Request<H> {
+interface Request<H, M> {
   readonly owner: object;
-  readonly shared: boolean;
+  readonly mode: M;
   readonly resolve: (handle: H) => void;
   readonly reject: (err: unknown) => void;
   readonly site: Error; // the caller's stack, for errors that surface later
@@ -38,34 +43,36 @@ interface Request<H> {
   onAbort?: () => void;
 }
 
-interface PendingWait {
+interface PendingWait<M> {
   native?: NativeWait;
-  readonly shared: boolean;
+  readonly mode: M;
   cancelling: boolean;
   // Rejections held back until the native side has settled, so a grant that
   // raced the cancel is released before anyone hears "timed out".
   readonly deferred: (() => void)[];
 }
 
-export class LockQueue<G, H extends LockHandle> implements HandleOwner {
+export class LockQueue<G, H extends LockHandle, M = boolean> implements HandleOwner {
   /** FileLock/SharedMutex instances of this thread that use this lock. */
   refs = 0;
-  readonly #backend: Backend<G>;
-  readonly #makeHandle: MakeHandle<G, H>;
+  readonly #backend: Backend<G, M>;
+  readonly #makeHandle: MakeHandle<G, H, M>;
+  readonly #perRequest: boolean;
   readonly #onClosed: () => void;
-  // Current holders and their instances, in parallel arrays: an exclusive
-  // lock has one, so this beats a Map on the hot path.
+  // Current holders, their instances and grants, in parallel arrays: an
+  // exclusive lock has one, so this beats a Map on the hot path.
   readonly #held: H[] = [];
   readonly #heldBy: object[] = [];
-  #grantNow: G | undefined;
-  readonly #queue: Request<H>[] = [];
+  readonly #grants: G[] = [];
+  readonly #queue: Request<H, M>[] = [];
   #heldShared = false;
-  #wait: PendingWait | null = null;
+  #wait: PendingWait<M> | null = null;
   #closed = false;
 
-  constructor(backend: Backend<G>, makeHandle: MakeHandle<G, H>, onClosed: () => void) {
+  constructor(backend: Backend<G, M>, makeHandle: MakeHandle<G, H, M>, onClosed: () => void) {
     this.#backend = backend;
     this.#makeHandle = makeHandle;
+    this.#perRequest = backend.perRequest === true;
     this.#onClosed = onClosed;
   }
 
@@ -78,29 +85,34 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
     return this.#queue.length > 0 || this.#wait !== null;
   }
 
-  #joinable(shared: boolean): boolean {
-    return shared && this.#heldShared && this.#held.length > 0;
+  /** This thread's holders stop a request (unless it joins them). */
+  #heldHere(): boolean {
+    return this.#held.length > 0 && !this.#perRequest;
   }
 
-  tryAcquire(owner: object, shared: boolean): H | null {
+  #joinable(mode: M): boolean {
+    return (mode as unknown) === true && this.#heldShared && this.#heldHere();
+  }
+
+  tryAcquire(owner: object, mode: M): H | null {
     if (this.#busy()) return null;
-    if (this.#held.length > 0) return this.#joinable(shared) ? this.#join(owner) : null;
-    const grant = this.#backend.tryLock(shared);
-    return grant === null ? null : this.#grant(owner, shared, grant);
+    if (this.#heldHere()) return this.#joinable(mode) ? this.#join(owner) : null;
+    const grant = this.#backend.tryLock(mode);
+    return grant === null ? null : this.#grant(owner, mode, grant);
   }
 
-  acquireSync(owner: object, shared: boolean, timeoutMs: number): H {
-    if (this.#busy() || this.#held.length > 0) {
-      if (!this.#busy() && this.#joinable(shared)) return this.#join(owner);
+  acquireSync(owner: object, mode: M, timeoutMs: number): H {
+    if (this.#busy() || this.#heldHere()) {
+      if (!this.#busy() && this.#joinable(mode)) return this.#join(owner);
       throw deadlockError(this.path);
     }
-    return this.#grant(owner, shared, this.#backend.lockSync(shared, timeoutMs));
+    return this.#grant(owner, mode, this.#backend.lockSync(mode, timeoutMs));
   }
 
   /** `caller` is the public method, cut from the stack kept for late errors. */
   acquire(
     owner: object,
-    shared: boolean,
+    mode: M,
     timeoutMs: number,
     signal: AbortSignal | undefined,
     caller: (...args: never[]) => unknown,
@@ -109,17 +121,17 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
     let tried = false;
     if (!this.#busy()) {
       try {
-        const handle = this.tryAcquire(owner, shared);
+        const handle = this.tryAcquire(owner, mode);
         if (handle !== null) return Promise.resolve(handle);
       } catch (err) {
         return Promise.reject(err);
       }
-      tried = this.#held.length === 0;
+      tried = !this.#heldHere();
     }
     return new Promise<H>((resolve, reject) => {
       const site = new Error();
       Error.captureStackTrace(site, caller);
-      const req: Request<H> = { owner, shared, resolve, reject, site };
+      const req: Request<H, M> = { owner, mode, resolve, reject, site };
       if (timeoutMs >= 0) {
         req.timer = setTimeout(
           () => this.#cancel(req, timeoutError(timeoutMs, this.path, this.#backend.waitSyscall)),
@@ -140,15 +152,18 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
     const index = this.#held.indexOf(handle as H);
     if (index < 0) return;
     const last = this.#held.length - 1;
+    const grant = this.#grants[index] as G;
     if (index !== last) {
       this.#held[index] = this.#held[last] as H;
       this.#heldBy[index] = this.#heldBy[last] as object;
+      this.#grants[index] = this.#grants[last] as G;
     }
     this.#held.pop();
     this.#heldBy.pop();
-    if (last > 0) return;
+    this.#grants.pop();
+    if (last > 0 && !this.#perRequest) return;
     try {
-      this.#backend.unlock(this.#grantNow as G);
+      this.#backend.unlock(grant);
     } finally {
       this.#pump();
     }
@@ -168,30 +183,30 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
     this.#maybeClose();
   }
 
-  #grant(owner: object, shared: boolean, grant: G): H {
-    const handle = this.#makeHandle(this, shared, grant);
+  #grant(owner: object, mode: M, grant: G): H {
+    const handle = this.#makeHandle(this, mode, grant);
     this.#held.push(handle);
     this.#heldBy.push(owner);
-    this.#grantNow = grant;
-    this.#heldShared = shared;
+    this.#grants.push(grant);
+    this.#heldShared = (mode as unknown) === true;
     return handle;
   }
 
   #join(owner: object): H {
-    return this.#grant(owner, true, this.#grantNow as G);
+    return this.#grant(owner, true as M, this.#grants[0] as G);
   }
 
-  #settle(req: Request<H>, handle: H): void {
+  #settle(req: Request<H, M>, handle: H): void {
     this.#forget(req);
     req.resolve(handle);
   }
 
-  #fail(req: Request<H>, err: unknown): void {
+  #fail(req: Request<H, M>, err: unknown): void {
     this.#forget(req);
     req.reject(withStack(err, req.site));
   }
 
-  #forget(req: Request<H>): void {
+  #forget(req: Request<H, M>): void {
     if (req.timer !== undefined) clearTimeout(req.timer);
     if (req.onAbort !== undefined) req.signal?.removeEventListener('abort', req.onAbort);
   }
@@ -199,22 +214,22 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
   /** Hands the lock down the queue as far as it can go, then waits natively. */
   #pump(tried = false): void {
     while (this.#queue.length > 0) {
-      const head = this.#queue[0] as Request<H>;
-      if (this.#held.length > 0) {
-        if (!this.#joinable(head.shared)) return;
+      const head = this.#queue[0] as Request<H, M>;
+      if (this.#heldHere()) {
+        if (!this.#joinable(head.mode)) return;
         this.#queue.shift();
         this.#settle(head, this.#join(head.owner));
         continue;
       }
       if (this.#wait !== null) {
-        // A native wait for the other mode cannot serve this head.
-        if (this.#wait.shared !== head.shared) this.#stopWait(this.#wait);
+        // A native wait for another mode cannot serve this head.
+        if (this.#wait.mode !== head.mode) this.#stopWait(this.#wait);
         return;
       }
       let grant: G | null = null;
       if (!tried) {
         try {
-          grant = this.#backend.tryLock(head.shared);
+          grant = this.#backend.tryLock(head.mode);
         } catch (err) {
           this.#queue.shift();
           this.#fail(head, err);
@@ -224,11 +239,11 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
       tried = false;
       if (grant !== null) {
         this.#queue.shift();
-        this.#settle(head, this.#grant(head.owner, head.shared, grant));
+        this.#settle(head, this.#grant(head.owner, head.mode, grant));
         continue;
       }
       try {
-        this.#startWait(head.shared);
+        this.#startWait(head.mode);
       } catch (err) {
         this.#queue.shift();
         this.#fail(head, err);
@@ -239,29 +254,27 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
     this.#maybeClose();
   }
 
-  #startWait(shared: boolean): void {
-    const wait: PendingWait = { shared, cancelling: false, deferred: [] };
-    wait.native = this.#backend.lockAsync(shared, (errno, syscall, grant) =>
-      this.#waitDone(wait, errno, syscall, grant),
-    );
+  #startWait(mode: M): void {
+    const wait: PendingWait<M> = { mode, cancelling: false, deferred: [] };
+    wait.native = this.#backend.lockAsync(mode, (errno, syscall, grant) => this.#waitDone(wait, errno, syscall, grant));
     this.#wait = wait;
   }
 
-  #stopWait(wait: PendingWait): void {
+  #stopWait(wait: PendingWait<M>): void {
     if (wait.cancelling) return;
     wait.cancelling = true;
     wait.native?.cancel();
   }
 
-  #waitDone(wait: PendingWait, errno: number, syscall: string | undefined, grant: G | undefined): void {
+  #waitDone(wait: PendingWait<M>, errno: number, syscall: string | undefined, grant: G | undefined): void {
     if (this.#wait === wait) this.#wait = null;
     for (const reject of wait.deferred) reject();
     if (this.#closed) return;
     if (errno === 0) {
       const head = this.#queue[0];
-      if (head !== undefined && head.shared === wait.shared) {
+      if (head !== undefined && head.mode === wait.mode) {
         this.#queue.shift();
-        this.#settle(head, this.#grant(head.owner, head.shared, grant as G));
+        this.#settle(head, this.#grant(head.owner, head.mode, grant as G));
       } else {
         this.#backend.unlock(grant as G); // nobody is left to take it
       }
@@ -272,14 +285,14 @@ export class LockQueue<G, H extends LockHandle> implements HandleOwner {
     this.#pump();
   }
 
-  #cancel(req: Request<H>, err: unknown): void {
+  #cancel(req: Request<H, M>, err: unknown): void {
     const index = this.#queue.indexOf(req);
     if (index < 0) return;
     this.#queue.splice(index, 1);
     this.#forget(req);
     const wait = this.#wait;
     const next = this.#queue[0];
-    if (index === 0 && wait !== null && (next === undefined || next.shared !== wait.shared)) {
+    if (index === 0 && wait !== null && (next === undefined || next.mode !== wait.mode)) {
       // Nobody behind can adopt the native wait: stop it, and reject only
       // once it has settled (and released a grant that raced us).
       this.#stopWait(wait);

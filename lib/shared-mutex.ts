@@ -2,12 +2,12 @@
 // region, with shared bytes (`data`) and owner-death reporting.
 import { constants as bufferConstants } from 'node:buffer';
 import { unlinkSync } from 'node:fs';
-import { closedError, fromNative, LockError, systemError } from './errors';
+import { closedError, fromNative, systemError } from './errors';
 import { type HandleOwner, LockHandle, runHeld, runHeldSync } from './handle';
 import { type NativeSharedMutex, native, type RegionInfo } from './native';
 import { type Backend, LockQueue } from './queue';
+import { incompatible, regionPath, validateName } from './region';
 import {
-  invalidType,
   invalidValue,
   validateFunction,
   validateInteger,
@@ -50,18 +50,7 @@ export class MutexHandle extends LockHandle {
   }
 }
 
-const NAME = /^[A-Za-z0-9._-]{1,200}$/;
 const MAX_DATA = bufferConstants.MAX_LENGTH;
-
-function regionPath(name: string): string {
-  return `/dev/shm/${name}`;
-}
-
-function incompatible(path: string, detail: string): LockError {
-  return new LockError('ERR_INCOMPATIBLE_REGION', `ERR_INCOMPATIBLE_REGION: '${path}' ${detail}; it was not used`, {
-    path,
-  });
-}
 
 function convert(err: unknown, path: string, timeoutMs?: number): unknown {
   if (err instanceof Error && (err as { errno?: number }).errno === native.DAMAGED) {
@@ -177,14 +166,6 @@ function queueFor(name: string, dataSize: number, mode: number): MutexQueue {
   }
   queue.refs++;
   return queue;
-}
-
-function validateName(name: unknown): string {
-  if (typeof name !== 'string') throw invalidType('name', 'of type string', name);
-  if (!NAME.test(name) || name === '.' || name === '..') {
-    throw invalidValue('name', name, 'must be 1 to 200 characters of [A-Za-z0-9._-], not "." or ".."');
-  }
-  return name;
 }
 
 export class SharedMutex {

@@ -8,6 +8,7 @@
 #include "addon_data.h"
 #include "fd_wait.h"
 #include "lock_file_object.h"
+#include "semaphore_object.h"
 #include "shared_mutex_object.h"
 #include "wait_object.h"
 
@@ -45,6 +46,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mutexUnlock", Napi::Function::New<SharedMutexObject::FastUnlock>(env, "mutexUnlock"));
   exports.Set("fileTryLock", Napi::Function::New<LockFileObject::FastTryLock>(env, "fileTryLock"));
   exports.Set("fileUnlock", Napi::Function::New<LockFileObject::FastUnlock>(env, "fileUnlock"));
+  exports.Set("Semaphore", SemaphoreObject::Init(env));
+  exports.Set("unlinkSemaphore", Napi::Function::New<SemaphoreObject::Unlink>(env, "unlinkSemaphore"));
   exports.Set("inspectRegion", Napi::Function::New<SharedMutexObject::Inspect>(env, "inspectRegion"));
   exports.Set("INCOMPATIBLE", Napi::Number::New(env, kIncompatible));
   exports.Set("DAMAGED", Napi::Number::New(env, kDamaged));

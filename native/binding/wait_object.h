@@ -3,6 +3,8 @@
 
 #include <napi.h>
 
+#include "errors.h"
+
 namespace interlock {
 
 class AsyncWait;
@@ -21,5 +23,20 @@ class WaitObject : public Napi::ObjectWrap<WaitObject> {
 
   AsyncWait* wait_ = nullptr;
 };
+
+// Starts a new wait on its thread and returns its JS handle; `*in_flight`
+// gets a reference of its own. On failure throws, and the wait is dropped.
+// (Semaphore uses this; LockFile and SharedMutex still spell it out.)
+template <typename W>
+Napi::Value StartWait(Napi::Env env, W* wait, W** in_flight) {
+  int err = wait->Begin(env);
+  if (err != 0) {
+    wait->Orphan();
+    return ThrowStatus(env, Status{err, "pthread_create"});
+  }
+  wait->retain();
+  *in_flight = wait;
+  return WaitObject::Wrap(env, wait);
+}
 
 }  // namespace interlock

@@ -102,6 +102,17 @@ std::string SharedRegion::abi_tag() {
   return tag;
 }
 
+Status init_robust_mutex(pthread_mutex_t* mutex) {
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+  int rc = pthread_mutex_init(mutex, &attr);
+  pthread_mutexattr_destroy(&attr);
+  return rc == 0 ? Status{} : Status{-rc, "pthread_mutex_init"};
+}
+
 uint64_t SharedRegion::region_size(uint64_t data_size) { return header_bytes() + data_size; }
 
 Status SharedRegion::initialise(int fd, uint64_t data_size) {
@@ -115,14 +126,8 @@ Status SharedRegion::initialise(int fd, uint64_t data_size) {
   std::string abi = abi_tag();
   std::strncpy(header_->abi, abi.c_str(), sizeof(header_->abi) - 1);
   header_->data_size = data_size;
-  pthread_mutexattr_t attr;
-  pthread_mutexattr_init(&attr);
-  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
-  int rc = pthread_mutex_init(&header_->mutex, &attr);
-  pthread_mutexattr_destroy(&attr);
-  if (rc != 0) return Status{-rc, "pthread_mutex_init"};
+  Status st = init_robust_mutex(&header_->mutex);
+  if (!st.ok()) return st;
   header_->canary = kMagic;
   header_->ready.store(1, std::memory_order_release);
   return Status{};

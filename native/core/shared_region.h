@@ -47,6 +47,10 @@ struct Grant {
   uint64_t token = 0;
 };
 
+// A process-shared robust mutex (EOWNERDEAD when its holder dies), error
+// checking so a thread never deadlocks on its own.
+Status init_robust_mutex(pthread_mutex_t* mutex);
+
 class SharedRegion {
  public:
   SharedRegion() = default;

@@ -1,0 +1,23 @@
+// Names and errors shared by the kinds that live in a /dev/shm region.
+import { LockError } from './errors';
+import { invalidType, invalidValue } from './validate';
+
+const NAME = /^[A-Za-z0-9._-]{1,200}$/;
+
+export function regionPath(name: string): string {
+  return `/dev/shm/${name}`;
+}
+
+export function validateName(name: unknown): string {
+  if (typeof name !== 'string') throw invalidType('name', 'of type string', name);
+  if (!NAME.test(name) || name === '.' || name === '..') {
+    throw invalidValue('name', name, 'must be 1 to 200 characters of [A-Za-z0-9._-], not "." or ".."');
+  }
+  return name;
+}
+
+export function incompatible(path: string, detail: string): LockError {
+  return new LockError('ERR_INCOMPATIBLE_REGION', `ERR_INCOMPATIBLE_REGION: '${path}' ${detail}; it was not used`, {
+    path,
+  });
+}

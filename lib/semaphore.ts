@@ -1,0 +1,199 @@
+// Semaphore: at most `permits` permits held at once by every process and
+// worker that opens a name; permits of a holder that dies come back at once.
+import { fromNative, systemError } from './errors';
+import { type HandleOwner, LockHandle } from './handle';
+import { type NativeSemaphore, native, type SemaphoreGrant, type SemaphoreInfo } from './native';
+import type { Backend } from './queue';
+import { QueuedLock, QueueTable } from './queued-lock';
+import { incompatible, regionPath, validateName } from './region';
+import { validateInteger, validateMode, validateObject, validateSignal, validateTimeout } from './validate';
+
+const MAX_PERMITS = 32767; // SEMVMX: the largest value of a System V semaphore
+
+export interface SemaphoreOptions {
+  /** How many permits exist (1 to 32767); every opener must agree. */
+  permits: number;
+  /** Permission bits if the region and its semaphore set are created. Default 0o600. */
+  mode?: number;
+}
+
+export interface SemaphoreAcquireOptions {
+  /** Permits to take at once, 1 to `permits`. Default 1. */
+  weight?: number;
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+/** A held grant of `weight` permits. */
+export class SemaphoreHandle extends LockHandle {
+  readonly weight: number;
+  /** A holder died or was torn down while holding permits since the last report. */
+  readonly ownerDied: boolean;
+  private readonly _grant: number;
+
+  constructor(owner: HandleOwner, weight: number, grant: SemaphoreGrant) {
+    super(owner, false);
+    this.weight = weight;
+    this._grant = grant[0];
+    this.ownerDied = grant[0] % 2 === 1;
+  }
+
+  /** Fencing token: strictly increasing across all grants of the semaphore. */
+  get token(): bigint {
+    return BigInt(Math.floor(this._grant / 2));
+  }
+}
+
+class SemaphoreBackend implements Backend<SemaphoreGrant, number> {
+  readonly path: string;
+  readonly waitSyscall = 'semop';
+  readonly perRequest = true;
+  readonly permits: number;
+  readonly #sem: NativeSemaphore;
+
+  constructor(name: string, permits: number, mode: number) {
+    this.path = regionPath(name);
+    this.permits = permits;
+    this.#sem = this.#call(() => new native.Semaphore(name, permits, mode));
+  }
+
+  #call<T>(fn: () => T, timeoutMs?: number): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw this.#convert(err, timeoutMs);
+    }
+  }
+
+  #convert(err: unknown, timeoutMs?: number): unknown {
+    const errno = (err as { errno?: number }).errno;
+    if (errno === native.INCOMPATIBLE || errno === native.DAMAGED) {
+      return incompatible(
+        this.path,
+        'is not a Semaphore with this many permits, was made by another version, libc or architecture, ' +
+          'names a semaphore set this IPC namespace does not have, or was damaged',
+      );
+    }
+    return fromNative(err, this.path, timeoutMs);
+  }
+
+  tryLock(weight: number): SemaphoreGrant | null {
+    return this.#call(() => this.#sem.tryLock(weight));
+  }
+
+  lockSync(weight: number, timeoutMs: number): SemaphoreGrant {
+    return this.#call(() => this.#sem.lockSync(weight, timeoutMs), timeoutMs);
+  }
+
+  lockAsync(weight: number, done: (errno: number, syscall: string | undefined, grant?: SemaphoreGrant) => void) {
+    return this.#call(() => this.#sem.lockAsync(weight, done));
+  }
+
+  unlock(grant: SemaphoreGrant): void {
+    this.#call(() => this.#sem.unlock(grant[1]));
+  }
+
+  close(): void {
+    this.#sem.close();
+  }
+
+  waitError(errno: number, syscall: string | undefined): unknown {
+    return this.#convert(Object.assign(new Error(), { errno, syscall }));
+  }
+
+  info(): SemaphoreInfo {
+    return this.#call(() => this.#sem.info());
+  }
+}
+
+const table = new QueueTable<SemaphoreGrant, SemaphoreHandle, number, SemaphoreBackend>(
+  (owner, weight, grant) => new SemaphoreHandle(owner, weight, grant),
+);
+
+export class Semaphore extends QueuedLock<
+  SemaphoreGrant,
+  SemaphoreHandle,
+  number,
+  SemaphoreAcquireOptions,
+  { weight?: number; timeout?: number }
+> {
+  readonly name: string;
+  readonly permits: number;
+  readonly #backend: SemaphoreBackend;
+
+  /** Opens (creating if needed) the semaphore `name` with `permits` permits. */
+  constructor(name: string, options: SemaphoreOptions) {
+    const valid = validateName(name);
+    const opts = validateObject(options, 'options');
+    const permits = validateInteger(opts.permits, 'options.permits', 1, MAX_PERMITS);
+    const mode = validateMode(opts.mode, 'options.mode', 0o600);
+    const entry = table.open(
+      valid,
+      () => new SemaphoreBackend(valid, permits, mode),
+      (backend) => {
+        if (backend.permits !== permits) {
+          throw incompatible(regionPath(valid), `is open with permits ${backend.permits}, not ${permits}`);
+        }
+      },
+    );
+    super(entry.queue);
+    this.name = valid;
+    this.permits = permits;
+    this.#backend = entry.backend;
+  }
+
+  protected label(): string {
+    return `Semaphore '${this.name}'`;
+  }
+
+  #weight(opts: Record<string, unknown> | undefined): number {
+    if (opts?.weight === undefined) return 1;
+    return validateInteger(opts.weight, 'options.weight', 1, this.permits);
+  }
+
+  /** Waits for `weight` permits without blocking the event loop. */
+  acquire(options?: SemaphoreAcquireOptions): Promise<SemaphoreHandle> {
+    const opts = options === undefined ? undefined : validateObject(options, 'options');
+    const weight = this.#weight(opts);
+    const timeout = validateTimeout(opts?.timeout, 'options.timeout');
+    const signal = validateSignal(opts?.signal, 'options.signal');
+    return this.enqueue(weight, timeout, signal, this.acquire);
+  }
+
+  /** `weight` permits if they are free now (and no heavier request waits), else null. */
+  tryAcquire(options?: { weight?: number }): SemaphoreHandle | null {
+    const opts = options === undefined ? undefined : validateObject(options, 'options');
+    return this.open().tryAcquire(this, this.#weight(opts));
+  }
+
+  /**
+   * Blocks this thread until granted. EDEADLK if this thread waits for the
+   * semaphore, or holds so many permits that `weight` could never be free.
+   */
+  acquireSync(options?: { weight?: number; timeout?: number }): SemaphoreHandle {
+    const opts = options === undefined ? undefined : validateObject(options, 'options');
+    const weight = this.#weight(opts);
+    const timeout = validateTimeout(opts?.timeout, 'options.timeout');
+    return this.open().acquireSync(this, weight, timeout);
+  }
+
+  /** Permits, free permits (the kernel's count) and the live holders. */
+  info(): SemaphoreInfo {
+    this.open();
+    return this.#backend.info();
+  }
+
+  /**
+   * Removes the name and its semaphore set. Waiters anywhere then fail with
+   * EIDRM, and releases by current holders give back nothing.
+   */
+  static unlink(name: string): void {
+    const path = regionPath(validateName(name));
+    try {
+      native.unlinkSemaphore(name);
+    } catch (err) {
+      const e = err as { errno?: number; syscall?: string };
+      throw typeof e.errno === 'number' ? systemError(e.errno, e.syscall, path) : err;
+    }
+  }
+}

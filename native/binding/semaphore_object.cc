@@ -1,0 +1,199 @@
+#include "semaphore_object.h"
+
+#include "errors.h"
+#include "semaphore_wait.h"
+#include "wait_object.h"
+
+namespace interlock {
+
+Napi::Function SemaphoreObject::Init(Napi::Env env) {
+  return DefineClass(env, "Semaphore",
+                     {
+                         InstanceMethod<&SemaphoreObject::TryLock>("tryLock"),
+                         InstanceMethod<&SemaphoreObject::LockSync>("lockSync"),
+                         InstanceMethod<&SemaphoreObject::LockAsync>("lockAsync"),
+                         InstanceMethod<&SemaphoreObject::Unlock>("unlock"),
+                         InstanceMethod<&SemaphoreObject::Close>("close"),
+                         InstanceMethod<&SemaphoreObject::Info>("info"),
+                     });
+}
+
+// new Semaphore(name, permits, mode): maps the region and checks its set now,
+// so a bad or incompatible region fails at construction.
+SemaphoreObject::SemaphoreObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SemaphoreObject>(info) {
+  Napi::Env env = info.Env();
+  if (!ExpectArgs(info, 3) || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber()) {
+    ThrowType(env, "interlock binding: Semaphore(name, permits, mode)");
+    return;
+  }
+  double permits = info[1].As<Napi::Number>().DoubleValue();
+  if (!(permits >= 1 && permits <= kMaxPermits)) {
+    ThrowType(env, "interlock binding: bad permits");
+    return;
+  }
+  Status s = sem_.open(info[0].As<Napi::String>().Utf8Value(), static_cast<uint32_t>(permits),
+                       info[2].As<Napi::Number>().Int32Value());
+  if (!s.ok()) {
+    ThrowStatus(env, s);
+    return;
+  }
+  if (napi_add_env_cleanup_hook(env, OnTeardown, this) == napi_ok) env_ = env;
+}
+
+SemaphoreObject::~SemaphoreObject() {
+  CloseNow(false);
+  if (env_ != nullptr) napi_remove_env_cleanup_hook(env_, OnTeardown, this);
+}
+
+void SemaphoreObject::OnTeardown(void* self) {
+  auto* obj = static_cast<SemaphoreObject*>(self);
+  obj->env_ = nullptr;  // hooks are removed once they have run
+  obj->CloseNow(true);
+}
+
+void SemaphoreObject::CloseNow(bool teardown) {
+  if (wait_ != nullptr) {
+    wait_->cancel();
+    wait_->join();
+    wait_->Abandon();
+    wait_->release();
+    wait_ = nullptr;
+  }
+  for (const Permit& p : held_) sem_.unlock(p, !teardown);
+  held_.clear();
+}
+
+uint32_t SemaphoreObject::HeldWeight() const {
+  uint32_t sum = 0;
+  for (const Permit& p : held_) sum += p.weight;
+  return sum;
+}
+
+void SemaphoreObject::WaitSettled(SemaphoreWait* wait, const Permit* permit) {
+  if (wait_ != wait) return;
+  wait_->release();
+  wait_ = nullptr;
+  if (permit != nullptr) held_.push_back(*permit);
+}
+
+Napi::Value SemaphoreObject::Granted(Napi::Env env, const Permit& permit) {
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, static_cast<double>(permit.grant.token) * 2 + (permit.grant.owner_died ? 1 : 0)));
+  out.Set(1u, Napi::Number::New(env, permit.record));
+  return out;
+}
+
+bool SemaphoreObject::Usable(Napi::Env env) {
+  if (sem_.mapped()) return true;
+  ThrowStatus(env, Status{-EBADF, "mmap"});
+  return false;
+}
+
+bool SemaphoreObject::Weight(const Napi::CallbackInfo& info, uint32_t* weight) {
+  double w = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
+  if (!(w >= 1 && w <= sem_.permits())) {
+    ThrowType(info.Env(), "interlock binding: bad weight");
+    return false;
+  }
+  *weight = static_cast<uint32_t>(w);
+  return Usable(info.Env());
+}
+
+// tryLock(weight) -> null when busy, else the grant.
+Napi::Value SemaphoreObject::TryLock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t weight;
+  if (!Weight(info, &weight)) return env.Undefined();
+  if (wait_ != nullptr) return env.Null();
+  Permit permit;
+  bool busy = false;
+  Status s = sem_.try_lock(weight, &permit, &busy);
+  if (!s.ok()) return ThrowStatus(env, s);
+  if (busy) return env.Null();
+  held_.push_back(permit);
+  return Granted(env, permit);
+}
+
+// lockSync(weight, timeoutMs) -> grant; blocks this thread. EDEADLK when it
+// could only be served by permits this very thread holds or waits for.
+Napi::Value SemaphoreObject::LockSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t weight;
+  if (!Weight(info, &weight) || !ExpectArgs(info, 2)) return env.Undefined();
+  if (wait_ != nullptr || weight > sem_.permits() - HeldWeight()) return ThrowStatus(env, Status{-EDEADLK, "semop"});
+  double timeout = info[1].As<Napi::Number>().DoubleValue();
+  Status s = sem_.take(weight, nullptr, timeout < 0 ? kNoDeadline : deadline_after_ms(timeout));
+  Permit permit;
+  if (s.ok()) {
+    s = sem_.claim(weight, &permit);
+    if (!s.ok()) sem_.give(weight);
+  }
+  if (!s.ok()) return ThrowStatus(env, s);
+  held_.push_back(permit);
+  return Granted(env, permit);
+}
+
+// lockAsync(weight, callback(errno, syscall, grant)) -> Wait.
+Napi::Value SemaphoreObject::LockAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t weight;
+  if (!Weight(info, &weight)) return env.Undefined();
+  if (!ExpectArgs(info, 2) || !info[1].IsFunction()) return ThrowType(env, "interlock binding: lockAsync(weight, cb)");
+  if (wait_ != nullptr) return ThrowStatus(env, Status{-EBUSY, "semop"});
+  return StartWait(env, new SemaphoreWait(env, info[1], this, info.This(), weight), &wait_);
+}
+
+// unlock(record): gives back the permits of that grant.
+Napi::Value SemaphoreObject::Unlock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int record = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
+  for (size_t i = 0; i < held_.size(); ++i) {
+    if (held_[i].record != record) continue;
+    Permit p = held_[i];
+    held_[i] = held_.back();
+    held_.pop_back();
+    Status s = sem_.unlock(p, true);
+    if (!s.ok()) return ThrowStatus(env, s);
+    return env.Undefined();
+  }
+  return env.Undefined();  // not held (closed meanwhile): nothing to give back
+}
+
+Napi::Value SemaphoreObject::Close(const Napi::CallbackInfo& info) {
+  CloseNow(false);
+  sem_.close();
+  return info.Env().Undefined();
+}
+
+// info() -> { permits, available, holders: [{ pid, tid, weight, since }] }
+Napi::Value SemaphoreObject::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!Usable(env)) return env.Undefined();
+  SemaphoreInfo si;
+  Status s = sem_.info(&si);
+  if (!s.ok()) return ThrowStatus(env, s);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("permits", Napi::Number::New(env, si.permits));
+  out.Set("available", Napi::Number::New(env, si.available));
+  Napi::Array holders = Napi::Array::New(env, si.holders.size());
+  for (size_t i = 0; i < si.holders.size(); ++i) {
+    Napi::Object h = Napi::Object::New(env);
+    h.Set("pid", Napi::Number::New(env, si.holders[i].pid));
+    h.Set("tid", Napi::Number::New(env, si.holders[i].tid));
+    h.Set("weight", Napi::Number::New(env, si.holders[i].weight));
+    h.Set("since", Napi::Number::New(env, static_cast<double>(si.holders[i].since_ms)));
+    holders.Set(static_cast<uint32_t>(i), h);
+  }
+  out.Set("holders", holders);
+  return out;
+}
+
+Napi::Value SemaphoreObject::Unlink(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!ExpectArgs(info, 1) || !info[0].IsString()) return ThrowType(env, "interlock binding: unlinkSemaphore(name)");
+  Status s = Semaphore::unlink(info[0].As<Napi::String>().Utf8Value());
+  if (!s.ok()) return ThrowStatus(env, s);
+  return env.Undefined();
+}
+
+}  // namespace interlock
