@@ -118,7 +118,6 @@ TEST(take_times_out_and_is_cancelled) {
   }
   for (uint32_t weight : {1u, 2u}) {
     auto* w = new TakeWait(&s, weight);
-    w->retain();
     CHECK_EQ(w->start(), 0);
     testutil::sleep_ms(20);
     int64_t t0 = monotonic_ns();
@@ -144,7 +143,6 @@ TEST(heavy_waiter_shuts_the_gate) {
   bool busy = false;
   CHECK_EQ(s.try_lock(1, &one, &busy).error, 0);
   auto* heavy = new TakeWait(&s, 2);
-  heavy->retain();
   CHECK_EQ(heavy->start(), 0);
   testutil::sleep_ms(30);
   CHECK_EQ(available(s), 1u);
@@ -228,7 +226,6 @@ TEST(unlink_removes_the_set) {
   bool busy = false;
   CHECK_EQ(s.try_lock(1, &p, &busy).error, 0);
   auto* w = new TakeWait(&s, 1);
-  w->retain();
   CHECK_EQ(w->start(), 0);
   testutil::sleep_ms(20);
   CHECK_EQ(Semaphore::unlink(n.name()).error, 0);
