@@ -21,6 +21,7 @@
         "native/binding/semaphore_object.cc",
         "native/binding/semaphore_wait.cc",
         "native/binding/shared_mutex_object.cc",
+        "native/binding/sync_wait.cc",
         "native/binding/wait_object.cc"
       ],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api"],

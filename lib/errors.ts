@@ -72,6 +72,14 @@ export function timeoutError(ms: number, path?: string, syscall = 'flock'): Lock
   return err;
 }
 
+/**
+ * A sync wait that came back with neither a grant nor an error: its thread is
+ * being torn down (process.exit(), terminate()), when no error can be thrown.
+ */
+export function teardownError(path?: string, syscall = 'flock'): LockError {
+  return systemError(-125, syscall, path); // ECANCELED
+}
+
 export function deadlockError(path?: string): LockError {
   return new LockError(
     'EDEADLK',

@@ -1,7 +1,7 @@
 // FileLock: flock(2) on a lock file, exclusive across processes, worker
 // threads and async tasks.
 import { resolve } from 'node:path';
-import { closedError, fromNative, systemError } from './errors';
+import { closedError, fromNative, systemError, teardownError } from './errors';
 import { LockHandle, runHeld, runHeldSync } from './handle';
 import { type NativeLockFile, native } from './native';
 import { type Backend, LockQueue } from './queue';
@@ -59,7 +59,7 @@ class FileBackend implements Backend<true> {
       // The slot call first: uncontended, it is the whole job, without the
       // object method's napi_unwrap.
       if (native.fileTryLock(this.#slot, shared)) return true;
-      this.#file.lockSync(shared, timeoutMs);
+      if (this.#file.lockSync(shared, timeoutMs) !== true) throw teardownError(this.path);
       return true;
     } catch (err) {
       throw fromNative(err, this.path, timeoutMs);

@@ -1,7 +1,7 @@
 // flock(fd) for code that already owns an fd (e.g. moving off fs-ext). The
 // same waiting rules as FileLock (dedicated thread, cancellable), but no
 // per-thread queue: the caller owns the fd and its semantics.
-import { AbortError, fromNative, systemError, timeoutError, withStack } from './errors';
+import { AbortError, fromNative, systemError, teardownError, timeoutError, withStack } from './errors';
 import { ECANCELED, native } from './native';
 import {
   invalidValue,
@@ -37,12 +37,19 @@ function parse(fd: unknown, op: unknown, options: unknown) {
   return { fd: fd as number, code, nonblocking, timeout, opts };
 }
 
+/** flock on this thread; no answer means the thread is being torn down, not a grant. */
+function flockHere(fd: number, op: number, timeoutMs: number): boolean {
+  const locked = native.flockSync(fd, op, timeoutMs);
+  if (locked === undefined) throw teardownError();
+  return locked;
+}
+
 /** Blocks this thread; returns false only for a nonblocking miss. */
 export function flockSync(fd: number, op: FlockOperation, options?: Omit<FlockOptions, 'signal'>): boolean {
   const p = parse(fd, op, options);
   const code = p.nonblocking && p.code !== native.LOCK_UN ? p.code | native.LOCK_NB : p.code;
   try {
-    return native.flockSync(p.fd, code, p.timeout);
+    return flockHere(p.fd, code, p.timeout);
   } catch (err) {
     throw fromNative(err, undefined, p.timeout);
   }
@@ -58,8 +65,8 @@ export function flock(fd: number, op: FlockOperation, options?: FlockOptions): P
   const signal = validateSignal(p.opts.signal, 'options.signal');
   if (signal?.aborted) return Promise.reject(new AbortError(signal.reason));
   try {
-    if (p.code === native.LOCK_UN) return Promise.resolve(native.flockSync(p.fd, p.code, -1));
-    const now = native.flockSync(p.fd, p.code | native.LOCK_NB, -1);
+    if (p.code === native.LOCK_UN) return Promise.resolve(flockHere(p.fd, p.code, -1));
+    const now = flockHere(p.fd, p.code | native.LOCK_NB, -1);
     if (now || p.nonblocking) return Promise.resolve(now);
   } catch (err) {
     return Promise.reject(fromNative(err));

@@ -12,14 +12,16 @@ export type WaitCallback = (errno: number, syscall?: string) => void;
 export interface NativeLockFile {
   /** Index for the by-slot hot-path functions (they skip napi_unwrap). */
   readonly slot: number;
-  lockSync(shared: boolean, timeoutMs: number): void;
+  /** true, or undefined (no grant) when the thread is being torn down. */
+  lockSync(shared: boolean, timeoutMs: number): true | undefined;
   lockAsync(shared: boolean, callback: WaitCallback): NativeWait;
   close(): void;
 }
 
 export interface Binding {
   LockFile: new (path: string, mode: number, create: boolean) => NativeLockFile;
-  flockSync(fd: number, op: number, timeoutMs: number): boolean;
+  /** undefined (no lock) when the thread is being torn down. */
+  flockSync(fd: number, op: number, timeoutMs: number): boolean | undefined;
   flockAsync(fd: number, op: number, callback: WaitCallback): NativeWait;
   SharedMutex: new (name: string, dataSize: number, mode: number) => NativeSharedMutex;
   inspectRegion(name: string): RegionInfo;
@@ -28,7 +30,8 @@ export interface Binding {
   fileTryLock(slot: number, shared: boolean): boolean;
   fileUnlock(slot: number): void;
   mutexTryLock(slot: number): number;
-  mutexLockSync(slot: number, timeoutMs: number): number;
+  /** undefined (no grant) when the thread is being torn down. */
+  mutexLockSync(slot: number, timeoutMs: number): number | undefined;
   mutexUnlock(slot: number): void;
   INCOMPATIBLE: number;
   DAMAGED: number;

@@ -2,7 +2,7 @@
 // region, with shared bytes (`data`) and owner-death reporting.
 import { constants as bufferConstants } from 'node:buffer';
 import { unlinkSync } from 'node:fs';
-import { closedError, fromNative, systemError } from './errors';
+import { closedError, fromNative, systemError, teardownError } from './errors';
 import { type HandleOwner, LockHandle, runHeld, runHeldSync } from './handle';
 import { type NativeSharedMutex, native, type RegionInfo } from './native';
 import { type Backend, LockQueue } from './queue';
@@ -95,7 +95,9 @@ class MutexBackend implements Backend<number> {
 
   lockSync(_shared: boolean, timeoutMs: number): number {
     try {
-      return native.mutexLockSync(this.#slot, timeoutMs);
+      const grant = native.mutexLockSync(this.#slot, timeoutMs);
+      if (grant === undefined) throw teardownError(this.path, 'pthread_mutex_lock');
+      return grant;
     } catch (err) {
       throw convert(err, this.path, timeoutMs);
     }

@@ -4,10 +4,12 @@
 // 40, because the binding used node-addon-api's checked calls after JS could
 // no longer run. Each run here must exit 0.
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 const { SharedMutex } = require('..');
-const { tmpDir } = require('./helpers');
+const { tmpDir, startFixture, killChildren } = require('./helpers');
+const { uniqueName, cleanupNames } = require('./fixtures/mutex-driver');
 
 const fixture = path.join(__dirname, 'fixtures', 'exit-midflight.js');
 
@@ -43,5 +45,49 @@ describe('process.exit() while workers wait and hold', () => {
         SharedMutex.unlink(name);
       } catch {}
     }
+  });
+});
+
+describe('a Worker blocked in a sync acquisition at process.exit() or terminate()', function () {
+  // The worker waits in acquireSync()/flockSync() with no timeout for a lock
+  // its main thread holds. Node joins the worker before any cleanup hook of
+  // ours runs there, so before the fix process.exit() and terminate() waited
+  // for ever. The wait now notices within one 20 ms slice; 5 s from the call
+  // to the end of the process is the verdict on a loaded machine.
+  this.timeout(60000);
+  const LIMIT = 5000;
+  let dir;
+  before(() => {
+    dir = tmpDir('interlock-exit-sync-');
+  });
+  afterEach(killChildren);
+  after(cleanupNames);
+
+  async function exitSyncWait(kind, end) {
+    const target = kind === 'mutex' ? uniqueName(`exit-sync-${end}`) : path.join(dir, `${kind}-${end}.lock`);
+    if (kind === 'fd') fs.writeFileSync(target, '');
+    const { child, started, closed } = startFixture('exit-sync-wait.js', [kind, end, target], 'ending');
+    await started;
+    const t0 = Date.now();
+    let timer;
+    const late = new Promise((resolve) => {
+      timer = setTimeout(() => resolve(null), LIMIT);
+    });
+    const r = await Promise.race([closed, late]);
+    clearTimeout(timer);
+    if (r === null) child.kill('SIGKILL');
+    const ok = r !== null && r.code === 0 && r.signal === null && (end === 'exit' || r.out.endsWith('ok\n'));
+    return { run: `${kind} ${end}`, ok, ms: Date.now() - t0, ...(r === null ? { hung: true } : r) };
+  }
+
+  it('FileLock, SharedMutex and flockSync(fd): both end at once, and the dead worker takes nothing', async () => {
+    const runs = [];
+    for (const kind of ['file', 'mutex', 'fd']) for (const end of ['exit', 'terminate']) runs.push([kind, end]);
+    const results = await Promise.all(runs.map(([kind, end]) => exitSyncWait(kind, end)));
+    assert.deepEqual(
+      results.filter((r) => !r.ok),
+      [],
+      'runs that did not end cleanly',
+    );
   });
 });

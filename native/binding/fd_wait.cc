@@ -4,6 +4,7 @@
 
 #include "../core/flock.h"
 #include "errors.h"
+#include "sync_wait.h"
 #include "wait_object.h"
 
 namespace interlock {
@@ -13,14 +14,18 @@ FdWait::FdWait(Napi::Env env, napi_value callback, int fd, int op)
 
 void FdWait::run() { result_ = flock_until(fd_, op_, cancel_flag(), deadline()); }
 
-// Returns false only for a non-blocking request that found the lock busy.
+// Returns false only for a non-blocking request that found the lock busy;
+// undefined (no lock) if the env stops while it waits.
 Napi::Value FdWait::FlockSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!ExpectArgs(info, 3)) return env.Undefined();
   int fd = info[0].As<Napi::Number>().Int32Value();
   int op = info[1].As<Napi::Number>().Int32Value();
   double timeout = info[2].As<Napi::Number>().DoubleValue();
-  Status s = flock_timed(fd, op, timeout < 0 ? kNoDeadline : deadline_after_ms(timeout));
+  Status s = flock_timed(fd, op | LOCK_NB, kNoDeadline);
+  if (s.error == -EWOULDBLOCK && (op & LOCK_NB) == 0) {
+    s = WaitOnJsThread(env, deadline_after_ms(timeout), [&](int64_t until) { return flock_timed(fd, op, until); });
+  }
   if (s.error == -EWOULDBLOCK && (op & LOCK_NB) != 0) return Napi::Boolean::New(env, false);
   if (!s.ok()) return ThrowStatus(env, s);
   return Napi::Boolean::New(env, true);

@@ -3,6 +3,7 @@
 #include "addon_data.h"
 #include "errors.h"
 #include "file_wait.h"
+#include "sync_wait.h"
 #include "wait_object.h"
 
 namespace interlock {
@@ -74,15 +75,17 @@ Napi::Value LockFileObject::FastUnlock(const Napi::CallbackInfo& info) {
   return obj->Unlock(info);
 }
 
-// lockSync(shared, timeoutMs): blocks this thread; timeoutMs < 0 waits forever.
+// lockSync(shared, timeoutMs) -> true: blocks this thread; timeoutMs < 0
+// waits forever. Anything but true is no grant (an env being torn down can
+// return without the error it could not throw).
 Napi::Value LockFileObject::LockSync(const Napi::CallbackInfo& info) {
   if (!ExpectArgs(info, 2)) return info.Env().Undefined();
   bool shared = Flag(info[0]);
   double timeout = info[1].As<Napi::Number>().DoubleValue();
-  Status s =
-      timeout < 0 ? file_->lock(shared, nullptr, kNoDeadline) : file_->lock_timed(shared, deadline_after_ms(timeout));
+  Status s = WaitOnJsThread(info.Env(), deadline_after_ms(timeout),
+                            [&](int64_t until) { return file_->lock_timed(shared, until); });
   if (!s.ok()) return ThrowStatus(info.Env(), s);
-  return info.Env().Undefined();
+  return Napi::Boolean::New(info.Env(), true);
 }
 
 // lockAsync(shared, callback(errno, syscall)) -> Wait. errno 0: granted.

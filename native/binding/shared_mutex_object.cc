@@ -5,6 +5,7 @@
 #include "addon_data.h"
 #include "errors.h"
 #include "mutex_wait.h"
+#include "sync_wait.h"
 #include "wait_object.h"
 
 namespace interlock {
@@ -132,7 +133,13 @@ Napi::Value SharedMutexObject::DoLockSync(Napi::Env env, double timeout) {
   if (!Usable(env)) return env.Undefined();
   if (holder_ != Holder::kNone || wait_ != nullptr) return ThrowStatus(env, Status{-EDEADLK, "pthread_mutex_lock"});
   Grant grant;
-  Status s = region().lock(&grant, nullptr, timeout < 0 ? kNoDeadline : deadline_after_ms(timeout));
+  bool busy = false;
+  // Uncontended: no clock read. A failure is reported by lock() below.
+  Status s = region().try_lock(&grant, &busy);
+  if (!s.ok() || busy) {
+    s = WaitOnJsThread(env, deadline_after_ms(timeout),
+                       [&](int64_t until) { return region().lock(&grant, nullptr, until); });
+  }
   if (!s.ok()) return ThrowStatus(env, s);
   return Granted(env, grant, Holder::kJs);
 }
