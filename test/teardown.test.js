@@ -373,3 +373,35 @@ describe('teardown: the addon loaded by worker threads only (a worker pool)', fu
     assert.deepEqual(failed, [], 'runs that did not survive');
   });
 });
+
+describe('teardown: a worker that ends without close()', function () {
+  // Its cleanup hook unmaps the region and closes the fd itself: Deno never
+  // ran the finalizers that did it (the region stayed mapped, its fd open, for
+  // the life of the process).
+  this.timeout(60000);
+  after(cleanupNames);
+
+  /** Runs worker-no-close.js under `runtime` (argv before the script). */
+  async function noClose(runtime) {
+    const name = uniqueName('no-close');
+    const { closed } = startTracked(runtime[0], [...runtime.slice(1), path.join(FIXTURES, 'worker-no-close.js'), name]);
+    const r = await closed;
+    assert.equal(r.code, 0, `${runtime[0]}: ${r.err.slice(0, 600)}`);
+    return JSON.parse(r.out.trim().split('\n').pop());
+  }
+
+  it('leaves no mapping and no fd of the region, and the next holder hears ownerDied', async () => {
+    assert.deepEqual(await noClose([process.execPath]), { maps: 0, fds: 0, ownerDied: true });
+  });
+
+  it('the same under Deno', async function () {
+    const deno = spawnSync('bash', [path.join(__dirname, '..', 'scripts', 'runtimes.sh'), 'path', 'deno'], {
+      encoding: 'utf8',
+    });
+    if (deno.status !== 0) {
+      console.log('      skipped: Deno is not installed (bash scripts/runtimes.sh install deno)');
+      this.skip();
+    }
+    assert.deepEqual(await noClose([deno.stdout.trim(), 'run', '-A']), { maps: 0, fds: 0, ownerDied: true });
+  });
+});

@@ -68,6 +68,10 @@ void SharedMutexObject::CloseNow(bool teardown) {
     region().unlock(!teardown);
   }
   holder_ = Holder::kNone;
+  // No JS runs in this environment again, and a runtime may never run the
+  // finalizers that unmap later (Deno does not at worker end): unmap and
+  // close the fd now. A `data` ArrayBuffer is left pointing nowhere, unread.
+  if (teardown && mapping_ != nullptr) mapping_->region.unmap();
 }
 
 bool SharedMutexObject::Usable(Napi::Env env) {

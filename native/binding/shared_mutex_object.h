@@ -30,7 +30,7 @@ class SharedMutexObject : public Napi::ObjectWrap<SharedMutexObject> {
   SharedRegion& region() { return mapping_->region; }
   void WaitSettled(MutexWait* wait, bool granted);
   // Teardown (worker exit): let go of every hold, leaving the dirty flag set
-  // so the next holder hears that this one did not finish cleanly.
+  // so the next holder hears that this one did not finish cleanly, and unmap.
   void CloseNow(bool teardown);
 
  private:
