@@ -261,6 +261,7 @@ function render(res) {
     ...handoffTable(res.handoff),
     '',
   );
+  if (res.semaphore) lines.push('## 6. Semaphore', '', res.semaphore.replace(/^### .*\n\n/, ''), '');
   if (res.notes.length > 0) lines.push('## Notes', '', ...res.notes.map((n) => `- ${n}`), '');
   return lines.join('\n');
 }

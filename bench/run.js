@@ -1,6 +1,7 @@
 'use strict';
-// `npm run bench` [-- --full] [--only=pairs,contended,waiting,handoff] [--out=FILE]
+// `npm run bench` [-- --full] [--only=pairs,contended,waiting,handoff,semaphore] [--out=FILE]
 // Runs every figure of issue 5 in this process tree and writes BENCHMARKS.md.
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -21,7 +22,7 @@ const only = args
   ?.slice(7)
   .split(',');
 const outArg = args.find((a) => a.startsWith('--out='))?.slice(6);
-const SECTIONS = ['pairs', 'contended', 'handoff', 'waiting'];
+const SECTIONS = ['pairs', 'contended', 'handoff', 'waiting', 'semaphore'];
 const runs = (section) => only === undefined || only.includes(section);
 const progress = new Progress(SECTIONS.filter(runs));
 
@@ -125,6 +126,12 @@ async function main() {
     if (runs('waiting')) {
       progress.section('waiting');
       res.waiting = await waiting({ pool, ctx, cfg, log });
+    }
+    if (runs('semaphore')) {
+      // Its own process tree (semaphore.js): markdown, placed as it is.
+      progress.section('semaphore');
+      const script = path.join(__dirname, 'semaphore.js');
+      res.semaphore = execFileSync(process.execPath, [script, ...(full ? ['--full'] : [])]).toString();
     }
   } finally {
     await pool.stop();

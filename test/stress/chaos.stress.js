@@ -11,6 +11,7 @@ const { FileLock, SharedMutex } = require('../..');
 const { now, sleep, tmpDir, regionName, int32View, round } = require('./fixtures/common');
 const hold = require('./fixtures/chaos-hold');
 const { check, procOf, selfTest } = require('./fixtures/chaos-check');
+const { semaphoreChaos, PERMITS } = require('./fixtures/semaphore-chaos');
 
 const PROCS = 4;
 const WORKERS = 2;
@@ -18,8 +19,24 @@ const MAX_GAP_MS = 1000;
 const DRIVER_ID = 1; // procIdx 0: never killed
 
 const PLAN = {
-  quick: { kills: 40, terminateHolding: 15, terminateWaiting: 15, seconds: 45, controlSeconds: 1.5, stormSeconds: 3 },
-  full: { kills: 200, terminateHolding: 60, terminateWaiting: 60, seconds: 200, controlSeconds: 3, stormSeconds: 10 },
+  quick: {
+    kills: 40,
+    terminateHolding: 15,
+    terminateWaiting: 15,
+    seconds: 45,
+    controlSeconds: 1.5,
+    stormSeconds: 3,
+    semaphore: { events: 20, seconds: 8 },
+  },
+  full: {
+    kills: 200,
+    terminateHolding: 60,
+    terminateWaiting: 60,
+    seconds: 200,
+    controlSeconds: 3,
+    stormSeconds: 10,
+    semaphore: { events: 120, seconds: 45 },
+  },
 };
 
 /**
@@ -330,7 +347,42 @@ async function run({ quick, log }) {
     ok = false;
     notes.push(`${r.errors.length} errors; the first ones:`, ...r.errors.slice(0, 6));
   }
+  ok = (await semaphorePhases(plan, figures, notes, log)) && ok;
   return { ok, figures, notes };
 }
 
-module.exports = { name: 'chaos', budget: { quick: 75, full: 300 }, run };
+/** Semaphore: a control without it, then its own chaos (fixtures/semaphore-chaos.js). */
+async function semaphorePhases(plan, figures, notes, log) {
+  let ok = true;
+  const names = () => ({ name: regionName('sem'), witness: regionName('sem-witness') });
+  log(`Semaphore control: ${PERMITS} permits not taken for ${plan.controlSeconds} s`);
+  const control = await semaphoreChaos({ ...names(), seconds: plan.controlSeconds, events: 0, nolock: true });
+  figures['control Semaphore: violations found without it'] = control.figures.violations;
+  if (control.figures.violations === 0) {
+    ok = false;
+    notes.push('control (Semaphore): the witness saw no overlap without the semaphore, so it proves nothing');
+  }
+  const { events, seconds } = plan.semaphore;
+  log(`Semaphore chaos: ${events} SIGKILLs and terminations, ≤ ${seconds} s`);
+  const r = await semaphoreChaos({ ...names(), seconds, events, nolock: false, log });
+  for (const [key, value] of Object.entries(r.figures)) figures[`Semaphore: ${key}`] = value;
+  const fail = (note) => {
+    ok = false;
+    notes.push(`Semaphore: ${note}`);
+  };
+  if (r.figures.violations > 0) fail(`${r.figures.violations} times more than ${PERMITS} permits were in use`);
+  if (r.info.available !== PERMITS || r.info.holders.length > 0) {
+    fail(
+      `after every child died, ${r.info.available} of ${PERMITS} permits free, holders ${JSON.stringify(r.info.holders)}`,
+    );
+  }
+  if (r.figures['longest time without progress (ms)'] > MAX_GAP_MS) fail('progress stalled beyond the limit');
+  if (r.done.killsHolding + r.done.terminationsHolding > 0 && r.figures['ownerDied reports'] === 0) {
+    fail('holders died inside the section, but nobody saw ownerDied');
+  }
+  if (r.done.kills + r.done.terminations < events) fail(`fell short of its plan: ${JSON.stringify(r.done)}`);
+  if (r.errors.length > 0) fail(`${r.errors.length} errors; the first: ${r.errors.slice(0, 3).join('; ')}`);
+  return ok;
+}
+
+module.exports = { name: 'chaos', budget: { quick: 95, full: 360 }, run };

@@ -10,6 +10,7 @@ const { fork } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { removeRegion } = require('./fixtures/common');
 
 const ROOT = path.join(__dirname, '..', '..');
 const REPORT = path.join(ROOT, 'RELIABILITY.md');
@@ -135,7 +136,11 @@ function sweep(pid) {
     try {
       names = fs.readdirSync(dir);
     } catch {}
-    for (const n of names) if (n.startsWith(prefix)) fs.rmSync(path.join(dir, n), { recursive: true, force: true });
+    for (const n of names) {
+      if (!n.startsWith(prefix)) continue;
+      if (dir === '/dev/shm') removeRegion(n);
+      else fs.rmSync(path.join(dir, n), { recursive: true, force: true });
+    }
   }
 }
 
