@@ -10,3 +10,15 @@ export {
   type SemaphoreOptions,
 } from './semaphore';
 export { type MutexAcquireOptions, MutexHandle, SharedMutex, type SharedMutexOptions } from './shared-mutex';
+export {
+  LOCK_NAME_MAX,
+  Lock,
+  type LockGrantedCallback,
+  type LockInfo,
+  LockManager,
+  type LockManagerOptions,
+  type LockManagerSnapshot,
+  type LockMode,
+  type LockOptions,
+  locks,
+} from './web-locks';

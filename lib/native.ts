@@ -27,6 +27,8 @@ export interface Binding {
   inspectRegion(name: string): RegionInfo;
   Semaphore: new (name: string, permits: number, mode: number) => NativeSemaphore;
   unlinkSemaphore(name: string): void;
+  LockTable: new (region: string, mode: number, threadId: number, onEvents: () => void) => NativeLockTable;
+  TABLE_FULL: number;
   fileTryLock(slot: number, shared: boolean): boolean;
   fileUnlock(slot: number): void;
   mutexTryLock(slot: number): number;
@@ -48,6 +50,23 @@ export const native = load(join(__dirname, '..')) as Binding;
 
 export const ECANCELED = -125;
 export const EWOULDBLOCK = -11;
+
+/** One JS thread's client of a Web Locks table (see lib/web-locks.ts). */
+export interface NativeLockTable {
+  /** -1 (or -3 with events) when ifAvailable found it taken; else id * 4 + granted + 2 when events wait. */
+  request(name: string, shared: boolean, ifAvailable: boolean, steal: boolean): number;
+  /** 2 when events wait. */
+  release(id: number): number;
+  /** 1 if it was still pending and left the queue; + 2 when events wait. */
+  abort(id: number): number;
+  /** [held, pending], each flat: name, shared, pid, threadId. */
+  query(): [unknown[], unknown[]];
+  /** Flat: id, granted (false: lost). */
+  takeEvents(): unknown[];
+  keepAlive(on: boolean): void;
+  liveClients(): number;
+  close(): void;
+}
 
 /** Grants travel as token * 2 + ownerDied; 0 means busy. */
 export interface NativeSharedMutex {

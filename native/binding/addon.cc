@@ -8,6 +8,7 @@
 #include "addon_data.h"
 #include "fd_wait.h"
 #include "lock_file_object.h"
+#include "lock_table_object.h"
 #include "semaphore_object.h"
 #include "shared_mutex_object.h"
 #include "wait_object.h"
@@ -41,6 +42,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function mutex = SharedMutexObject::Init(env);
   data->mutex_ctor = Napi::Persistent(mutex);
   exports.Set("SharedMutex", mutex);
+  exports.Set("LockTable", LockTableObject::Init(env));
+  exports.Set("TABLE_FULL", Napi::Number::New(env, kTableFull));
   exports.Set("mutexTryLock", Napi::Function::New<SharedMutexObject::FastTryLock>(env, "mutexTryLock"));
   exports.Set("mutexLockSync", Napi::Function::New<SharedMutexObject::FastLockSync>(env, "mutexLockSync"));
   exports.Set("mutexUnlock", Napi::Function::New<SharedMutexObject::FastUnlock>(env, "mutexUnlock"));

@@ -4,6 +4,7 @@
 
 #include "async_wait.h"
 #include "lock_file_object.h"
+#include "lock_table_object.h"
 #include "shared_mutex_object.h"
 
 namespace interlock {
@@ -27,6 +28,7 @@ void AddonData::Teardown() {
   // Mutex holds first: a parked holder only lets go when told to, so its
   // wait could not be joined below.
   mutexes.ForEach([](SharedMutexObject* m) { m->CloseNow(true); });
+  tables.ForEach([](LockTableObject* t) { t->CloseNow(true); });
   std::vector<AsyncWait*> pending(waits.begin(), waits.end());
   for (AsyncWait* w : pending) w->cancel();
   for (AsyncWait* w : pending) {

@@ -11,6 +11,7 @@ namespace interlock {
 
 class AsyncWait;
 class LockFileObject;
+class LockTableObject;
 class SharedMutexObject;
 struct AddonData;
 
@@ -74,6 +75,7 @@ struct AddonData {
   std::unordered_set<AsyncWait*> waits;
   SlotTable<LockFileObject> files;
   SlotTable<SharedMutexObject> mutexes;
+  SlotTable<LockTableObject> tables;
 };
 
 }  // namespace interlock
