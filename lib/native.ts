@@ -59,8 +59,8 @@ export interface NativeLockTable {
   release(id: number): number;
   /** 1 if it was still pending and left the queue; + 2 when events wait. */
   abort(id: number): number;
-  /** [held, pending], each flat: name, shared, pid, threadId. */
-  query(): [unknown[], unknown[]];
+  /** [held, pending, names]: each list flat (name length, shared, pid, threadId); the names' code units in a row. */
+  query(): [unknown[], unknown[], ArrayBuffer];
   /** Flat: id, granted (false: lost). */
   takeEvents(): unknown[];
   keepAlive(on: boolean): void;

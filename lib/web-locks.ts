@@ -155,20 +155,24 @@ class Client {
   }
 
   query(): LockManagerSnapshot {
-    let both: [unknown[], unknown[]];
+    let both: [unknown[], unknown[], ArrayBuffer];
     try {
       both = this.#table.query();
     } catch (err) {
       throw convert(err, this.path);
     }
+    const units = new Uint16Array(both[2]);
+    let at = 0;
     const infos = (flat: unknown[]): LockInfo[] => {
       const out: LockInfo[] = [];
       for (let i = 0; i < flat.length; i += 4) {
+        const end = at + (flat[i] as number);
         out.push({
-          name: flat[i] as string,
+          name: String.fromCharCode(...units.subarray(at, end)),
           mode: flat[i + 1] ? 'shared' : 'exclusive',
           clientId: `${flat[i + 2]}:${flat[i + 3]}`,
         });
+        at = end;
       }
       return out;
     };

@@ -52,6 +52,19 @@ async function waitFor(pred, ms = 5000, step = 10) {
   }
 }
 
+/** `promise`'s value, or a failure if it takes longer than `ms`. */
+async function within(promise, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Starts `cmd args` and resolves once its stdout has printed `ready` (a
  * string to look for), so tests can act while the child holds a lock.
@@ -171,6 +184,7 @@ module.exports = {
   fdsOn,
   sleep,
   waitFor,
+  within,
   startChild,
   holdFlock,
   othersCanLock,

@@ -6,21 +6,8 @@
 const { skipUnlessOwnerDeath } = require('./support/owner-death');
 const assert = require('node:assert/strict');
 const { SharedMutex } = require('..');
-const { killChildren, settledThreadCount, threadCount, fdCount, waitFor, sleep } = require('./helpers');
+const { killChildren, settledThreadCount, threadCount, fdCount, waitFor, sleep, within } = require('./helpers');
 const { uniqueName, cleanupNames, holderProcess, holderWorker, expectTag } = require('./fixtures/mutex-driver');
-
-/** `promise`'s value, or a failure if it takes longer than `ms`. */
-async function within(promise, ms, what) {
-  let timer;
-  const late = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 describe('SharedMutex owner death', function () {
   this.timeout(15000);

@@ -21,6 +21,7 @@ const {
   startFixture,
   killChildren,
   FIXTURES,
+  within,
 } = require('./helpers');
 const { uniqueName, cleanupNames } = require('./fixtures/mutex-driver');
 
@@ -43,19 +44,6 @@ function startWorker(file, action) {
   const next = (msg) =>
     seen.includes(msg) ? Promise.resolve() : new Promise((resolve) => waiters.push({ msg, resolve }));
   return { worker, seen, exited, next };
-}
-
-/** `promise`'s value, or a failure if it takes longer than `ms`. */
-async function within(promise, ms, what) {
-  let timer;
-  const late = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** fds of process `pid` that point at `file`. */

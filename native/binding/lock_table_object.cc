@@ -1,5 +1,7 @@
 #include "lock_table_object.h"
 
+#include <algorithm>
+
 #include "../core/wait.h"
 #include "addon_data.h"
 #include "errors.h"
@@ -146,9 +148,9 @@ Napi::Value LockTableObject::Request(const Napi::CallbackInfo& info) {
   if (!Usable(env)) return env.Undefined();
   std::u16string name = info[0].As<Napi::String>().Utf16Value();
   LockTable::Outcome out;
-  Status st = table_.request(name.data(), static_cast<uint32_t>(name.size()),
-                             Flag(info[1]) ? LockMode::kShared : LockMode::kExclusive, Flag(info[2]), Flag(info[3]),
-                             &out);
+  Status st =
+      table_.request(name.data(), static_cast<uint32_t>(name.size()),
+                     Flag(info[1]) ? LockMode::kShared : LockMode::kExclusive, Flag(info[2]), Flag(info[3]), &out);
   if (!st.ok()) return ThrowStatus(env, st);
   if (out.unavailable) return Napi::Number::New(env, -1 - EventsBit());
   EnsureWatcher();
@@ -172,27 +174,38 @@ Napi::Value LockTableObject::Abort(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, (removed ? 1 : 0) + EventsBit());
 }
 
-// [held, pending], each flat: name, shared, pid, threadId, ...
+// [held, pending, names]: held and pending flat (name length, shared, pid,
+// threadId, ...), names all their UTF-16 code units in a row. Code units, not
+// a string: napi_create_string_utf16 turns a lone surrogate into U+FFFD, and
+// names are compared as code units.
 Napi::Value LockTableObject::Query(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!Usable(env)) return env.Undefined();
   std::vector<LockInfo> held, pending;
   Status st = table_.snapshot(&held, &pending);
   if (!st.ok()) return ThrowStatus(env, st);
-  auto flat = [env](const std::vector<LockInfo>& list) {
+  size_t units = 0;
+  for (const auto* list : {&held, &pending})
+    for (const LockInfo& l : *list) units += l.name.size();
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, units * sizeof(char16_t));
+  auto* names = static_cast<char16_t*>(buffer.Data());
+  auto flat = [env, &names](const std::vector<LockInfo>& list) {
     Napi::Array out = Napi::Array::New(env, list.size() * 4);
     uint32_t k = 0;
     for (const LockInfo& l : list) {
-      out.Set(k++, Napi::String::New(env, l.name));
+      std::copy(l.name.begin(), l.name.end(), names);
+      names += l.name.size();
+      out.Set(k++, Napi::Number::New(env, static_cast<double>(l.name.size())));
       out.Set(k++, Napi::Boolean::New(env, l.mode == LockMode::kShared));
       out.Set(k++, Napi::Number::New(env, l.pid));
       out.Set(k++, Napi::Number::New(env, l.thread));
     }
     return out;
   };
-  Napi::Array both = Napi::Array::New(env, 2);
+  Napi::Array both = Napi::Array::New(env, 3);
   both.Set(0u, flat(held));
   both.Set(1u, flat(pending));
+  both.Set(2u, buffer);
   return both;
 }
 

@@ -23,7 +23,7 @@ constexpr uint32_t kFree = 0, kPending = 1, kHeld = 2;
 }  // namespace
 
 struct TableClient {
-  pthread_mutex_t life;  // locked by the client's JS thread while it lives
+  pthread_mutex_t life;        // locked by the client's JS thread while it lives
   std::atomic<uint32_t> bell;  // futex word: +1 and woken on every change for this client
   std::atomic<uint32_t> live;
   int32_t pid;

@@ -28,8 +28,8 @@
 
 namespace interlock {
 
-constexpr uint32_t kLockNameMax = 256;  // UTF-16 code units
-constexpr uint32_t kLockClients = 256;  // JS threads per scope at once
+constexpr uint32_t kLockNameMax = 256;   // UTF-16 code units
+constexpr uint32_t kLockClients = 256;   // JS threads per scope at once
 constexpr uint32_t kLockEntries = 1024;  // held + pending requests per scope
 // The table has no free slot for one more request or client.
 constexpr int kTableFull = -100010;
@@ -89,9 +89,9 @@ class LockTable {
   // changed. deadline_ns bounds the sleep (idle lingering only).
   struct Plan {
     uint32_t bell = 0;
-    std::vector<uint32_t*> words;   // life words of blockers
-    std::vector<uint32_t> values;   // their expected values
-    bool idle = false;              // nothing held or pending here
+    std::vector<uint32_t*> words;  // life words of blockers
+    std::vector<uint32_t> values;  // their expected values
+    bool idle = false;             // nothing held or pending here
   };
   Status watch(Plan* plan, bool* posted);
   void sleep(const Plan& plan, int64_t deadline_ns);
