@@ -7,7 +7,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const { Worker } = require('node:worker_threads');
 const { LockManager, SharedMutex } = require('..');
-const { startFixture, killChildren, waitFor, within } = require('./helpers');
+const { startFixture, killChildren, waitFor, within, settledThreadCount, threadCount, sleep } = require('./helpers');
 const LOG = require('./fixtures/web-locks-log');
 
 let n = 0;
@@ -215,5 +215,29 @@ describe('Web Locks across processes and threads', function () {
     await holder.terminate();
     assert.equal(await within(mine, 5000, 'grant after terminate()'), 't');
     assert.equal(locks.liveClients(), 1, 'both workers left the table');
+  });
+  it('100 pending requests of one thread wait on one native thread; aborting them all leaves nothing queued', async () => {
+    const s = scope();
+    const locks = new LockManager({ scope: s });
+    const holder = startFixture('web-locks-actor.js', ['hold', s, 'many'], 'held');
+    await holder.started;
+    await locks.query(); // this thread's client exists; no waiter yet
+    const base = await settledThreadCount();
+    const controllers = [];
+    const requests = [];
+    for (let i = 0; i < 100; i++) {
+      const ac = new AbortController();
+      controllers.push(ac);
+      requests.push(locks.request('many', { signal: ac.signal }, () => {}).catch((e) => e));
+    }
+    await sleep(200);
+    assert.ok(threadCount() <= base + 1, `${threadCount() - base} threads for 100 pending requests`);
+    assert.equal((await locks.query()).pending.length, 100);
+    for (const ac of controllers) ac.abort();
+    for (const err of await Promise.all(requests)) assert.equal(err.name, 'AbortError');
+    assert.deepEqual(
+      entries(await locks.query(), 'many').map((i) => pidOf(i.clientId)),
+      [holder.child.pid],
+    );
   });
 });
