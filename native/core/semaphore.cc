@@ -141,7 +141,9 @@ Status Semaphore::check_set() {
 // semtimedop until done, the deadline, or a cancel (whose signal makes it
 // fail with EINTR: semop is never restarted after a handler).
 Status Semaphore::semop_timed(void* ops, unsigned n, const std::atomic<bool>* cancel, int64_t deadline_ns) {
-  bool poll = cancel != nullptr && !Interrupter::works();
+  // No timer tick can wake semtimedop here (qemu-user, or this thread has no
+  // timer: RLIMIT_SIGPENDING used up): wait in short slices instead.
+  bool poll = cancel != nullptr && !(Interrupter::works() && Interrupter::bound_here());
   for (;;) {
     if (cancel != nullptr && cancel->load(std::memory_order_acquire)) return Status{-ECANCELED, "semop"};
     int64_t now = monotonic_ns();
