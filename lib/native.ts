@@ -94,7 +94,8 @@ export type SemaphoreGrant = [number, number];
 
 export interface NativeSemaphore {
   tryLock(weight: number): SemaphoreGrant | null;
-  lockSync(weight: number, timeoutMs: number): SemaphoreGrant;
+  /** undefined (no grant) when the thread is being torn down. */
+  lockSync(weight: number, timeoutMs: number): SemaphoreGrant | undefined;
   lockAsync(weight: number, callback: (errno: number, syscall?: string, grant?: SemaphoreGrant) => void): NativeWait;
   unlock(record: number): void;
   close(): void;

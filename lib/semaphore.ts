@@ -1,6 +1,6 @@
 // Semaphore: at most `permits` permits held at once by every process and
 // worker that opens a name; permits of a holder that dies come back at once.
-import { fromNative, systemError } from './errors';
+import { fromNative, systemError, teardownError } from './errors';
 import { type HandleOwner, LockHandle } from './handle';
 import { type NativeSemaphore, native, type SemaphoreGrant, type SemaphoreInfo } from './native';
 import type { Backend } from './queue';
@@ -82,7 +82,9 @@ class SemaphoreBackend implements Backend<SemaphoreGrant, number> {
   }
 
   lockSync(weight: number, timeoutMs: number): SemaphoreGrant {
-    return this.#call(() => this.#sem.lockSync(weight, timeoutMs), timeoutMs);
+    const grant = this.#call(() => this.#sem.lockSync(weight, timeoutMs), timeoutMs);
+    if (grant === undefined) throw teardownError(this.path, 'semop');
+    return grant;
   }
 
   lockAsync(weight: number, done: (errno: number, syscall: string | undefined, grant?: SemaphoreGrant) => void) {

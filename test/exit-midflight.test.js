@@ -8,7 +8,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 const { SharedMutex } = require('..');
-const { tmpDir, startFixture, killChildren } = require('./helpers');
+const { tmpDir, startFixture, killChildren, unlinkSemaphores } = require('./helpers');
 const { uniqueName, cleanupNames } = require('./fixtures/mutex-driver');
 
 const fixture = path.join(__dirname, 'fixtures', 'exit-midflight.js');
@@ -61,10 +61,18 @@ describe('a Worker blocked in a sync acquisition at process.exit() or terminate(
     dir = tmpDir('interlock-exit-sync-');
   });
   afterEach(killChildren);
-  after(cleanupNames);
+  const sems = [];
+  after(() => {
+    unlinkSemaphores(sems);
+    cleanupNames();
+  });
 
   async function exitSyncWait(kind, end) {
-    const target = kind === 'mutex' ? uniqueName(`exit-sync-${end}`) : path.join(dir, `${kind}-${end}.lock`);
+    const target =
+      kind === 'mutex' || kind === 'sem'
+        ? uniqueName(`exit-sync-${kind}-${end}`)
+        : path.join(dir, `${kind}-${end}.lock`);
+    if (kind === 'sem') sems.push(target);
     if (kind === 'fd') fs.writeFileSync(target, '');
     const { child, started, closed } = startFixture('exit-sync-wait.js', [kind, end, target], 'ending');
     await started;
@@ -80,9 +88,9 @@ describe('a Worker blocked in a sync acquisition at process.exit() or terminate(
     return { run: `${kind} ${end}`, ok, ms: Date.now() - t0, ...(r === null ? { hung: true } : r) };
   }
 
-  it('FileLock, SharedMutex and flockSync(fd): both end at once, and the dead worker takes nothing', async () => {
+  it('FileLock, SharedMutex, Semaphore and flockSync(fd): both end at once, and the dead worker takes nothing', async () => {
     const runs = [];
-    for (const kind of ['file', 'mutex', 'fd']) for (const end of ['exit', 'terminate']) runs.push([kind, end]);
+    for (const kind of ['file', 'mutex', 'sem', 'fd']) for (const end of ['exit', 'terminate']) runs.push([kind, end]);
     const results = await Promise.all(runs.map(([kind, end]) => exitSyncWait(kind, end)));
     assert.deepEqual(
       results.filter((r) => !r.ok),

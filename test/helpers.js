@@ -177,6 +177,16 @@ async function settledThreadCount(ms = 3000) {
   return last;
 }
 
+/** Unlinks the Semaphores named in `names` (region and set) and empties it; missing ones are fine. */
+function unlinkSemaphores(names) {
+  const { Semaphore } = require('..');
+  for (const name of names.splice(0)) {
+    try {
+      Semaphore.unlink(name);
+    } catch {} // a run that failed before making it
+  }
+}
+
 module.exports = {
   tmpDir,
   threadCount,
@@ -195,4 +205,5 @@ module.exports = {
   startFixture,
   killChildren,
   settledThreadCount,
+  unlinkSemaphores,
 };

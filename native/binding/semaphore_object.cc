@@ -2,6 +2,7 @@
 
 #include "errors.h"
 #include "semaphore_wait.h"
+#include "sync_wait.h"
 #include "wait_object.h"
 
 namespace interlock {
@@ -49,6 +50,9 @@ void SemaphoreObject::OnTeardown(void* self) {
   auto* obj = static_cast<SemaphoreObject*>(self);
   obj->env_ = nullptr;  // hooks are removed once they have run
   obj->CloseNow(true);
+  // No JS runs here again, and Deno runs no finalizers at worker end: unmap
+  // and close the fd now rather than in the destructor.
+  obj->sem_.close();
 }
 
 void SemaphoreObject::CloseNow(bool teardown) {
@@ -122,11 +126,16 @@ Napi::Value SemaphoreObject::LockSync(const Napi::CallbackInfo& info) {
   if (!Weight(info, &weight) || !ExpectArgs(info, 2)) return env.Undefined();
   if (wait_ != nullptr || weight > sem_.permits() - HeldWeight()) return ThrowStatus(env, Status{-EDEADLK, "semop"});
   double timeout = info[1].As<Napi::Number>().DoubleValue();
-  Status s = sem_.take(weight, nullptr, timeout < 0 ? kNoDeadline : deadline_after_ms(timeout));
   Permit permit;
-  if (s.ok()) {
-    s = sem_.claim(weight, &permit);
-    if (!s.ok()) sem_.give(weight);
+  bool busy = false;
+  Status s = sem_.try_lock(weight, &permit, &busy);  // uncontended: no clock read
+  if (s.ok() && busy) {
+    s = WaitOnJsThread(env, deadline_after_ms(timeout),
+                       [&](int64_t until) { return sem_.take(weight, nullptr, until); });
+    if (s.ok()) {
+      s = sem_.claim(weight, &permit);
+      if (!s.ok()) sem_.give(weight);
+    }
   }
   if (!s.ok()) return ThrowStatus(env, s);
   held_.push_back(permit);
