@@ -22,6 +22,7 @@ const {
   killChildren,
   FIXTURES,
   within,
+  unlinkSemaphores,
 } = require('./helpers');
 const { uniqueName, cleanupNames } = require('./fixtures/mutex-driver');
 
@@ -333,22 +334,29 @@ describe('teardown: the addon loaded by worker threads only (a worker pool)', fu
     dir = tmpDir('interlock-pool-');
     fs.writeFileSync(path.join(dir, 'fd.lock'), '');
   });
-  after(cleanupNames);
+  const sems = [];
+  after(() => {
+    unlinkSemaphores(sems);
+    cleanupNames();
+  });
 
   const runs = [];
-  for (const kind of ['file', 'mutex', 'fd']) {
+  for (const kind of ['file', 'mutex', 'sem', 'fd']) {
     for (const mode of ['async', 'sync']) for (const end of ['exit', 'terminate']) runs.push([kind, mode, end]);
   }
 
-  it(`FileLock, SharedMutex and flock(fd), async and sync, natural exit and terminate(): the process survives (${runs.length} runs)`, async () => {
-    const target = ([kind, mode, end]) =>
-      kind === 'mutex'
-        ? uniqueName(`pool-${mode}-${end}`)
-        : path.join(dir, kind === 'fd' ? 'fd.lock' : `${mode}-${end}.lock`);
+  it(`FileLock, SharedMutex, Semaphore and flock(fd), async and sync, natural exit and terminate(): the process survives (${runs.length} runs)`, async () => {
+    const target = ([kind, mode, end]) => {
+      if (kind === 'fd') return path.join(dir, 'fd.lock');
+      if (kind === 'file') return path.join(dir, `${mode}-${end}.lock`);
+      const name = uniqueName(`pool-${kind}-${mode}-${end}`);
+      if (kind === 'sem') sems.push(name);
+      return name;
+    };
     const failed = [];
-    // Six at a time: quick on an idle machine, and a loaded one only delays.
-    for (let i = 0; i < runs.length; i += 6) {
-      const batch = runs.slice(i, i + 6);
+    // Eight at a time: quick on an idle machine, and a loaded one only delays.
+    for (let i = 0; i < runs.length; i += 8) {
+      const batch = runs.slice(i, i + 8);
       const results = await Promise.all(
         batch.map((run) => startFixture('worker-pool-exit.js', [...run, target(run)]).closed),
       );
@@ -367,29 +375,40 @@ describe('teardown: a worker that ends without close()', function () {
   // ran the finalizers that did it (the region stayed mapped, its fd open, for
   // the life of the process).
   this.timeout(60000);
-  after(cleanupNames);
+  const sems = [];
+  after(() => {
+    unlinkSemaphores(sems);
+    cleanupNames();
+  });
 
-  /** Runs worker-no-close.js under `runtime` (argv before the script). */
-  async function noClose(runtime) {
-    const name = uniqueName('no-close');
-    const { closed } = startTracked(runtime[0], [...runtime.slice(1), path.join(FIXTURES, 'worker-no-close.js'), name]);
+  /** Runs worker-no-close.js for `kind` under `runtime` (argv before the script). */
+  async function noClose(runtime, kind) {
+    const name = uniqueName(`no-close-${kind}`);
+    if (kind === 'sem') sems.push(name);
+    const script = path.join(FIXTURES, 'worker-no-close.js');
+    const { closed } = startTracked(runtime[0], [...runtime.slice(1), script, kind, name]);
     const r = await closed;
     assert.equal(r.code, 0, `${runtime[0]}: ${r.err.slice(0, 600)}`);
     return JSON.parse(r.out.trim().split('\n').pop());
   }
 
-  it('leaves no mapping and no fd of the region, and the next holder hears ownerDied', async () => {
-    assert.deepEqual(await noClose([process.execPath]), { maps: 0, fds: 0, ownerDied: true });
-  });
-
-  it('the same under Deno', async function () {
-    const deno = spawnSync('bash', [path.join(__dirname, '..', 'scripts', 'runtimes.sh'), 'path', 'deno'], {
-      encoding: 'utf8',
+  for (const [kind, what] of [
+    ['mutex', 'SharedMutex'],
+    ['sem', 'Semaphore'],
+  ]) {
+    it(`${what}: leaves no mapping and no fd of the region, and the next holder hears ownerDied`, async () => {
+      assert.deepEqual(await noClose([process.execPath], kind), { maps: 0, fds: 0, ownerDied: true });
     });
-    if (deno.status !== 0) {
-      console.log('      skipped: Deno is not installed (bash scripts/runtimes.sh install deno)');
-      this.skip();
-    }
-    assert.deepEqual(await noClose([deno.stdout.trim(), 'run', '-A']), { maps: 0, fds: 0, ownerDied: true });
-  });
+
+    it(`${what}: the same under Deno`, async function () {
+      const deno = spawnSync('bash', [path.join(__dirname, '..', 'scripts', 'runtimes.sh'), 'path', 'deno'], {
+        encoding: 'utf8',
+      });
+      if (deno.status !== 0) {
+        console.log('      skipped: Deno is not installed (bash scripts/runtimes.sh install deno)');
+        this.skip();
+      }
+      assert.deepEqual(await noClose([deno.stdout.trim(), 'run', '-A'], kind), { maps: 0, fds: 0, ownerDied: true });
+    });
+  }
 });
