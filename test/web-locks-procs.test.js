@@ -197,6 +197,27 @@ describe('Web Locks across processes and threads', function () {
     assert.equal(entries(await locks.query(), 'z').length, 0);
   });
 
+  it('a waiter whose predecessor in the queue is granted and then dies wakes (no table operation by anyone)', async () => {
+    const s = scope();
+    const locks = new LockManager({ scope: s });
+    const first = startFixture('web-locks-actor.js', ['hold', s, 'c', 'exclusive', '2500'], 'held');
+    await first.started;
+    const second = startFixture('web-locks-actor.js', ['hold', s, 'c'], 'held');
+    assert.ok(await waitFor(async () => (await locks.query()).pending.length === 1, 5000), 'the second queued');
+    const third = startFixture('web-locks-actor.js', ['wait', s, 'c'], 'queued');
+    await third.started;
+    const q = await locks.query();
+    assert.deepEqual(
+      entries(q, 'c').map((i) => pidOf(i.clientId)),
+      [first.child.pid, second.child.pid, third.child.pid],
+      'the third queued while the first still held',
+    );
+    await second.started; // granted when the first let go: the third now waits on it
+    second.child.kill('SIGKILL');
+    const r = await within(third.exited, 5000, 'the third');
+    assert.match(r.out, /granted/);
+  });
+
   it('terminate() of a worker holding: the next request is granted; of a worker waiting: it leaves the queue', async () => {
     const s = scope();
     const locks = new LockManager({ scope: s });

@@ -197,7 +197,7 @@ void LockTable::close() {
           if (e.state.load(std::memory_order_relaxed) != kFree && e.client == self_) touched.push_back(i);
         }
         for (uint32_t i : touched) state_->entries[i].state.store(kFree, std::memory_order_release);
-        for (uint32_t i : touched) process(state_->entries[i]);
+        for (uint32_t i : touched) process(state_->entries[i], true);
         me.live.store(0, std::memory_order_release);
         pthread_mutex_unlock(&me.life);
         futex_wake_all(life_word(&me.life));
@@ -238,7 +238,7 @@ void LockTable::reap(uint32_t client) {
   c.live.store(0, std::memory_order_release);
   pthread_mutex_unlock(&c.life);
   futex_wake_all(life_word(&c.life));  // everyone who slept on the dead client
-  for (uint32_t i : gone) process(state_->entries[i]);
+  for (uint32_t i : gone) process(state_->entries[i], true);
 }
 
 void LockTable::kick(uint32_t client) {
@@ -249,9 +249,12 @@ void LockTable::kick(uint32_t client) {
 
 // "Process the lock request queue", for the one name that changed: whether a
 // request is grantable depends only on requests and locks of its own name,
-// so the other names' requests would not move. Everyone still waiting on the
-// name is rung: its blockers (whose death it watches) may have changed.
-void LockTable::process(const TableEntry& like) {
+// so the other names' requests would not move. The granted are rung. A
+// waiter watches the holders and the request just ahead of it (see watch()),
+// which stay right when a holder leaves or the one ahead is granted; when a
+// request leaves the queue otherwise (abort, death, steal), everyone still
+// waiting on the name is rung (ring_all) to watch anew.
+void LockTable::process(const TableEntry& like, bool ring_all) {
   bool held_any = false, held_exclusive = false;
   std::vector<TableEntry*> queue;
   for (uint32_t i = 0; i < state_->entries_used; ++i) {
@@ -281,7 +284,7 @@ void LockTable::process(const TableEntry& like) {
       earlier_any = true;
       earlier_exclusive = earlier_exclusive || exclusive;
     }
-    if (e->client == self_) continue;  // scan_own() reports ours
+    if (e->client == self_ || !(grantable || ring_all)) continue;  // scan_own() reports ours
     kick(e->client);
   }
   scan_own();
@@ -289,7 +292,7 @@ void LockTable::process(const TableEntry& like) {
 
 void LockTable::process_all() {
   for (uint32_t i = 0; i < state_->entries_used; ++i) {
-    if (state_->entries[i].state.load(std::memory_order_relaxed) == kPending) process(state_->entries[i]);
+    if (state_->entries[i].state.load(std::memory_order_relaxed) == kPending) process(state_->entries[i], true);
   }
 }
 
@@ -392,7 +395,7 @@ Status LockTable::request(const char16_t* name, uint32_t length, LockMode mode, 
   e.id = ++state_->next_id;
   e.state.store(kPending, std::memory_order_release);
   known_.emplace(e.id, Known{static_cast<uint32_t>(slot), false});
-  process(e);
+  process(e, steal);
   out->id = e.id;
   // This request's own grant is the answer, not an event.
   auto ev = std::find_if(events_.begin(), events_.end(), [&](const LockEvent& x) { return x.id == e.id; });
@@ -415,7 +418,7 @@ Status LockTable::release(uint64_t id) {
   if (it != known_.end()) known_.erase(it);
   if (e == nullptr) return Status{};
   remove(e);
-  process(*e);
+  process(*e, false);
   return Status{};
 }
 
@@ -431,7 +434,7 @@ Status LockTable::abort(uint64_t id, bool* removed) {
   if (it == known_.end() || it->second.held) return Status{};  // granted; its event is on the way
   known_.erase(it);
   remove(e);
-  process(*e);
+  process(*e, true);
   *removed = true;
   return Status{};
 }
@@ -485,29 +488,42 @@ Status LockTable::watch(Plan* plan, bool* posted) {
   *posted = !events_.empty();
   plan->idle = known_.empty();
   plan->bell = state_->clients[self_].bell.load(std::memory_order_acquire);
-  // The holders blocking our pending requests: while any of them lives and
-  // holds, we cannot be granted; their death must wake us.
+  // What blocks each pending request of ours: the holders of its name, and
+  // the request just ahead of it, which blocks it now or holds later. Their
+  // death must wake us; anything else that changes them rings us (process()).
   for (const auto& [id, k] : known_) {
     if (k.held) continue;
     const TableEntry& mine = state_->entries[k.slot];
-    for (uint32_t i = 0; i < state_->entries_used && plan->words.size() + 1 < kWaitvMax; ++i) {
-      TableEntry& e = state_->entries[i];
-      if (e.state.load(std::memory_order_relaxed) != kHeld || e.client == self_ || !e.same_name(mine)) continue;
-      uint32_t* w = life_word(&state_->clients[e.client].life);
-      if (std::find(plan->words.begin(), plan->words.end(), w) != plan->words.end()) continue;
-      // The kernel wakes a waiter of a dead owner's word only if
-      // FUTEX_WAITERS is set; its owner never unlocks while alive, so the bit
-      // costs it nothing.
-      uint32_t v = load_word(w);
-      while ((v & FUTEX_OWNER_DIED) == 0 && (v & FUTEX_WAITERS) == 0 &&
-             !__atomic_compare_exchange_n(w, &v, v | FUTEX_WAITERS, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    const TableEntry* ahead = nullptr;
+    for (uint32_t i = 0; i < state_->entries_used; ++i) {
+      const TableEntry& e = state_->entries[i];
+      uint32_t s = e.state.load(std::memory_order_relaxed);
+      if (s == kFree || !e.same_name(mine)) continue;
+      if (s == kHeld) {
+        watch_client(plan, e.client);
+      } else if (e.order < mine.order && (ahead == nullptr || e.order > ahead->order)) {
+        ahead = &e;
       }
-      if ((v & FUTEX_OWNER_DIED) != 0) continue;
-      plan->words.push_back(w);
-      plan->values.push_back(v | FUTEX_WAITERS);
     }
+    if (ahead != nullptr) watch_client(plan, ahead->client);
   }
   return Status{};
+}
+
+void LockTable::watch_client(Plan* plan, uint32_t client) {
+  if (client == self_ || plan->words.size() + 1 >= kWaitvMax) return;
+  uint32_t* w = life_word(&state_->clients[client].life);
+  if (std::find(plan->words.begin(), plan->words.end(), w) != plan->words.end()) return;
+  // The kernel wakes a waiter of a dead owner's word only if FUTEX_WAITERS is
+  // set; its owner never unlocks while alive, so the bit costs it nothing.
+  uint32_t v = load_word(w);
+  while ((v & FUTEX_OWNER_DIED) == 0 && (v & FUTEX_WAITERS) == 0 &&
+         !__atomic_compare_exchange_n(w, &v, v | FUTEX_WAITERS, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+  }
+  plan->words.push_back(w);
+  // Died since this operation's reaping: a value that cannot match makes the
+  // sleep return at once, and the next round reaps it.
+  plan->values.push_back((v & FUTEX_OWNER_DIED) != 0 ? ~v : v | FUTEX_WAITERS);
 }
 
 void LockTable::sleep(const Plan& plan, int64_t deadline_ns) {

@@ -115,9 +115,10 @@ class LockTable {
   void unlock_table();
   void reap_dead();
   void reap(uint32_t client);
-  void process(const TableEntry& like);
+  void process(const TableEntry& like, bool ring_all);
   void process_all();
   void kick(uint32_t client);
+  void watch_client(Plan* plan, uint32_t client);
   void scan_own();
   int find_free_entry();
   TableEntry* find(uint64_t id);
