@@ -15,7 +15,7 @@ function node24() {
   return r.status === 0 ? r.stdout.trim() : undefined;
 }
 
-describe("Web Locks conformance file against Node 24's built-in navigator.locks", function () {
+describe("Web Locks beside Node 24's built-in navigator.locks", function () {
   this.timeout(60000);
 
   it('passes (or skips, saying why) every test there', function () {
@@ -32,5 +32,32 @@ describe("Web Locks conformance file against Node 24's built-in navigator.locks"
     });
     assert.equal(r.status, 0, `the conformance file failed on Node 24's built-in:\n${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /[1-9]\d* passing/);
+  });
+
+  // In child processes, so this process's globals stay as they are.
+  const probe = `
+    const before = globalThis.navigator?.locks;
+    const w = require('interlock/web-locks');
+    const { locks } = require('interlock');
+    navigator.locks.request('probe', (l) => l.name).then((name) => console.log(JSON.stringify({
+      installed: navigator.locks === locks, builtin: w.builtinLocks === before && before !== undefined, name,
+    })));`;
+  function runProbe(exe) {
+    const r = spawnSync(exe, ['-e', probe], { cwd: root, encoding: 'utf8', env: { ...process.env, NODE_PATH: '' } });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout);
+  }
+
+  it("require('interlock/web-locks') installs the manager as navigator.locks (Node 20: no built-in)", () => {
+    assert.deepEqual(runProbe(process.execPath), { installed: true, builtin: false, name: 'probe' });
+  });
+
+  it('on Node 24 it shadows the built-in navigator.locks, which stays reachable as builtinLocks', function () {
+    const exe = node24();
+    if (exe === undefined) {
+      console.log('      skipped: Node 24 is not installed; `bash scripts/runtimes.sh install node24` (CI does)');
+      this.skip();
+    }
+    assert.deepEqual(runProbe(exe), { installed: true, builtin: true, name: 'probe' });
   });
 });
