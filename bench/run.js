@@ -158,7 +158,10 @@ async function main() {
   res.charts = (await drawCharts(res, chartDir)).map((c) => ({ ...c, file: path.relative(path.dirname(out), c.file) }));
   fs.mkdirSync(chartDir, { recursive: true });
   fs.writeFileSync(path.join(chartDir, 'results.json'), `${JSON.stringify(res)}\n`);
-  fs.writeFileSync(out, render(res));
+  // The Web Locks section belongs to bench/web-locks.js: keep it.
+  const kept =
+    fs.existsSync(out) && fs.readFileSync(out, 'utf8').match(/<!-- web-locks:start -->[\s\S]*<!-- web-locks:end -->/);
+  fs.writeFileSync(out, kept ? `${render(res).trimEnd()}\n\n${kept[0]}\n` : render(res));
   progress.done(
     `wrote ${out} and ${res.charts.length} charts in ${chartDir} (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
   );
