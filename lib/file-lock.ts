@@ -1,7 +1,7 @@
 // FileLock: flock(2) on a lock file, exclusive across processes, worker
 // threads and async tasks.
 import { resolve } from 'node:path';
-import { closedError, fromNative, systemError, teardownError } from './errors';
+import { closedError, fromNative, LockError, systemError, teardownError } from './errors';
 import { LockHandle, runHeld, runHeldSync } from './handle';
 import { type NativeLockFile, native } from './native';
 import { type Backend, LockQueue } from './queue';
@@ -20,6 +20,12 @@ export interface FileLockOptions {
   mode?: number;
   /** Create the lock file if missing. Default true. */
   create?: boolean;
+  /**
+   * Lock a file on NFS, CIFS/SMB, FUSE, 9p, virtiofs, ceph and the like,
+   * where flock(2) may not exclude other holders. Default false: refused
+   * with ERR_UNSAFE_FILESYSTEM.
+   */
+  allowUnsafeFilesystem?: boolean;
 }
 
 export interface AcquireOptions {
@@ -34,23 +40,57 @@ export interface AcquireSyncOptions {
   timeout?: number;
 }
 
+/** What the binding says about the filesystem of a refused lock file. */
+export interface Filesystem {
+  type: number;
+  name: string | null;
+}
+
+/** ERR_UNSAFE_FILESYSTEM, naming the filesystem and the path. */
+export function unsafeFilesystemError(fs: Filesystem, path: string): LockError {
+  const type = `f_type 0x${fs.type.toString(16)}`;
+  const err = new LockError(
+    'ERR_UNSAFE_FILESYSTEM',
+    `ERR_UNSAFE_FILESYSTEM: flock(2) may not exclude other holders on ${fs.name ?? 'this filesystem'} (${type}) ` +
+      `'${path}'; keep lock files on a local filesystem, or pass allowUnsafeFilesystem: true`,
+    { syscall: 'fstatfs', path },
+  );
+  return Object.assign(err, { filesystem: fs.name ?? type });
+}
+
 class FileBackend implements Backend<true> {
   readonly path: string;
   readonly waitSyscall = 'flock';
   readonly #file: NativeLockFile;
   readonly #slot: number;
 
-  constructor(path: string, mode: number, create: boolean) {
+  constructor(target: string | Buffer, path: string, mode: number, create: boolean, allowUnsafe: boolean) {
     this.path = path;
-    this.#file = new native.LockFile(path, mode, create);
+    this.#file = new native.LockFile(target, mode, create, allowUnsafe);
     this.#slot = this.#file.slot;
+  }
+
+  /** Opens the file; returns its identity ("dev:ino"). */
+  open(): string {
+    try {
+      return this.#file.open();
+    } catch (err) {
+      throw this.#convert(err);
+    }
+  }
+
+  #convert(err: unknown, timeoutMs?: number): unknown {
+    if ((err as { errno?: unknown } | null)?.errno === native.LockFile.UNSAFE_FILESYSTEM) {
+      return unsafeFilesystemError(this.#file.filesystem(), this.path);
+    }
+    return fromNative(err, this.path, timeoutMs);
   }
 
   tryLock(shared: boolean): true | null {
     try {
       return native.fileTryLock(this.#slot, shared) ? true : null;
     } catch (err) {
-      throw fromNative(err, this.path);
+      throw this.#convert(err);
     }
   }
 
@@ -62,7 +102,7 @@ class FileBackend implements Backend<true> {
       if (this.#file.lockSync(shared, timeoutMs) !== true) throw teardownError(this.path);
       return true;
     } catch (err) {
-      throw fromNative(err, this.path, timeoutMs);
+      throw this.#convert(err, timeoutMs);
     }
   }
 
@@ -70,7 +110,7 @@ class FileBackend implements Backend<true> {
     try {
       return this.#file.lockAsync(shared, (errno, syscall) => done(errno, syscall, errno === 0 ? true : undefined));
     } catch (err) {
-      throw fromNative(err, this.path);
+      throw this.#convert(err);
     }
   }
 
@@ -78,7 +118,7 @@ class FileBackend implements Backend<true> {
     try {
       native.fileUnlock(this.#slot);
     } catch (err) {
-      throw fromNative(err, this.path);
+      throw this.#convert(err);
     }
   }
 
@@ -87,53 +127,100 @@ class FileBackend implements Backend<true> {
   }
 
   waitError(errno: number, syscall: string | undefined): unknown {
+    if (errno === native.LockFile.UNSAFE_FILESYSTEM) return unsafeFilesystemError(this.#file.filesystem(), this.path);
     return systemError(errno, syscall, this.path);
   }
 }
 
-// One queue per resolved path on this thread (each worker loads its own copy
-// of this module, so this map is naturally per thread).
-const queues = new Map<string, LockQueue<true, LockHandle>>();
+type FileQueue = LockQueue<true, LockHandle>;
 
-function queueFor(path: string, mode: number, create: boolean): LockQueue<true, LockHandle> {
-  let queue = queues.get(path);
+// This thread's lock files (each worker loads its own copy of this module, so
+// the map is naturally per thread), under two kinds of key: every resolved
+// path that reached one, and `#dev:ino`, so that a hard link or a path through
+// a symlinked directory finds the same queue (one fd, one EDEADLK, one FIFO).
+const queues = new Map<string, FileQueue>();
+const keysOf = new Map<FileQueue, string[]>();
+
+/** The key of a resolved path; Buffer paths keep their bytes (NUL is never in a path). */
+function pathKey(target: string | Buffer): string {
+  return typeof target === 'string' ? target : `\0${target.toString('latin1')}`;
+}
+
+/**
+ * The queue of the file at `target`: by path if this thread knows the path,
+ * else by opening the file (which the first acquisition does anyway) and
+ * asking for its identity.
+ */
+function bindQueue(target: string | Buffer, path: string, mode: number, create: boolean, unsafe: boolean): FileQueue {
+  const key = pathKey(target);
+  const known = queues.get(key);
+  if (known !== undefined) return known;
+  const backend = new FileBackend(target, path, mode, create, unsafe);
+  const identity = `#${backend.open()}`;
+  let queue = queues.get(identity);
   if (queue === undefined) {
-    const created = new LockQueue<true, LockHandle>(
-      new FileBackend(path, mode, create),
+    const created: FileQueue = new LockQueue<true, LockHandle>(
+      backend,
       (owner, shared) => new LockHandle(owner, shared),
       () => {
-        if (queues.get(path) === created) queues.delete(path);
+        for (const k of keysOf.get(created) ?? []) if (queues.get(k) === created) queues.delete(k);
+        keysOf.delete(created);
       },
     );
-    queues.set(path, created);
     queue = created;
+    queues.set(identity, queue);
+    keysOf.set(queue, [identity]);
+  } else {
+    backend.close(); // an alias of a file this thread has open already
   }
-  queue.refs++;
+  queues.set(key, queue);
+  keysOf.get(queue)?.push(key);
   return queue;
+}
+
+/** A path as given, made absolute against the current directory (bytes stay bytes). */
+function absolute(p: string | Buffer): string | Buffer {
+  if (typeof p === 'string') return resolve(p);
+  if (p[0] === 0x2f) return p;
+  return Buffer.concat([Buffer.from(`${process.cwd()}/`), p]);
 }
 
 export class FileLock {
   /** The absolute path of the lock file. */
   readonly path: string;
-  #queue: LockQueue<true, LockHandle> | undefined;
+  readonly #target: string | Buffer;
+  readonly #mode: number;
+  readonly #create: boolean;
+  readonly #allowUnsafe: boolean;
+  #queue: FileQueue | undefined;
+  #closed = false;
 
   /**
    * A lock on `path`. Nothing is opened until the first acquisition. All
-   * FileLocks of one thread on one path share one fd and one queue; the
-   * options of the first one opened apply.
+   * FileLocks of one thread on one file (by any of its names) share one fd
+   * and one queue; the options of the first one opened apply.
    */
   constructor(path: string | Buffer | URL, options?: FileLockOptions) {
     const p = validatePath(path, 'path');
     const opts = validateObject(options, 'options');
-    const mode = validateMode(opts.mode, 'options.mode', 0o600);
-    const create = validateBoolean(opts.create, 'options.create', true);
-    this.path = resolve(p);
-    this.#queue = queueFor(this.path, mode, create);
+    this.#mode = validateMode(opts.mode, 'options.mode', 0o600);
+    this.#create = validateBoolean(opts.create, 'options.create', true);
+    this.#allowUnsafe = validateBoolean(opts.allowUnsafeFilesystem, 'options.allowUnsafeFilesystem', false);
+    this.#target = absolute(p);
+    this.path = typeof p === 'string' ? (this.#target as string) : resolve(p.toString());
+    // A path this thread already uses joins its queue now, without a system call.
+    this.#queue = queues.get(pathKey(this.#target));
+    if (this.#queue !== undefined) this.#queue.refs++;
   }
 
-  #open(): LockQueue<true, LockHandle> {
-    if (this.#queue === undefined) throw closedError(`FileLock '${this.path}'`);
-    return this.#queue;
+  /** The queue, found or opened on first use; throws if closed or if the file cannot be opened. */
+  #open(): FileQueue {
+    if (this.#queue !== undefined) return this.#queue;
+    if (this.#closed) throw closedError(`FileLock '${this.path}'`);
+    const queue = bindQueue(this.#target, this.path, this.#mode, this.#create, this.#allowUnsafe);
+    queue.refs++;
+    this.#queue = queue;
+    return queue;
   }
 
   /** Waits for the lock without blocking the event loop. */
@@ -142,8 +229,15 @@ export class FileLock {
     const shared = validateBoolean(opts?.shared, 'options.shared', false);
     const timeout = validateTimeout(opts?.timeout, 'options.timeout');
     const signal = validateSignal(opts?.signal, 'options.signal');
-    if (this.#queue === undefined) return Promise.reject(closedError(`FileLock '${this.path}'`));
-    return this.#queue.acquire(this, shared, timeout, signal, this.acquire);
+    let queue = this.#queue;
+    if (queue === undefined) {
+      try {
+        queue = this.#open();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return queue.acquire(this, shared, timeout, signal, this.acquire);
   }
 
   /** The lock if it is free now, else null. Never waits. */
@@ -178,13 +272,14 @@ export class FileLock {
 
   /** Releases what this instance holds and rejects what it waits for. */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     const queue = this.#queue;
-    if (queue === undefined) return;
     this.#queue = undefined;
-    queue.closeOwner(this);
+    queue?.closeOwner(this);
   }
 
   get closed(): boolean {
-    return this.#queue === undefined;
+    return this.#closed;
   }
 }

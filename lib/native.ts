@@ -12,6 +12,10 @@ export type WaitCallback = (errno: number, syscall?: string) => void;
 export interface NativeLockFile {
   /** Index for the by-slot hot-path functions (they skip napi_unwrap). */
   readonly slot: number;
+  /** Opens the file if needed; its identity, "dev:ino". */
+  open(): string;
+  /** The filesystem of the last open: f_type, and its name if flock may not exclude there. */
+  filesystem(): { type: number; name: string | null };
   /** true, or undefined (no grant) when the thread is being torn down. */
   lockSync(shared: boolean, timeoutMs: number): true | undefined;
   lockAsync(shared: boolean, callback: WaitCallback): NativeWait;
@@ -19,7 +23,13 @@ export interface NativeLockFile {
 }
 
 export interface Binding {
-  LockFile: new (path: string, mode: number, create: boolean) => NativeLockFile;
+  LockFile: {
+    new (path: string | Buffer, mode: number, create: boolean, allowUnsafe: boolean): NativeLockFile;
+    /** errno of a lock file refused for its filesystem (see filesystem()). */
+    readonly UNSAFE_FILESYSTEM: number;
+    /** Tests only: later opens see this f_type (0: the real one). */
+    setFsTypeForTesting(fsType: number): void;
+  };
   /** undefined (no lock) when the thread is being torn down. */
   flockSync(fd: number, op: number, timeoutMs: number): boolean | undefined;
   flockAsync(fd: number, op: number, callback: WaitCallback): NativeWait;

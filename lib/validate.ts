@@ -1,5 +1,6 @@
 // Argument checks. Messages follow Node's own (ERR_INVALID_ARG_TYPE and
 // friends) so users meet familiar wording.
+import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 
 function coded<E extends Error>(err: E, code: string): E & { code: string } {
@@ -51,13 +52,19 @@ export function validateBoolean(value: unknown, name: string, fallback: boolean)
   return value;
 }
 
-const MAX_TIMEOUT = 2 ** 31 - 1; // what setTimeout can wait for
+/**
+ * The longest timeout, in ms (about 24.8 days): what setTimeout can wait for.
+ * Longer is refused rather than clamped or read as "no timeout".
+ */
+export const MAX_TIMEOUT = 2 ** 31 - 1;
 
 /** Milliseconds, or -1 for "no timeout" (undefined or Infinity). */
 export function validateTimeout(value: unknown, name: string): number {
   if (value === undefined || value === Number.POSITIVE_INFINITY) return -1;
   if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
-  if (!(value >= 0 && value <= MAX_TIMEOUT)) throw outOfRange(name, `>= 0 && <= ${MAX_TIMEOUT}, or Infinity`, value);
+  if (!(value >= 0 && value <= MAX_TIMEOUT)) {
+    throw outOfRange(name, `>= 0 && <= ${MAX_TIMEOUT} (2**31-1 ms, the longest timeout), or Infinity`, value);
+  }
   return value;
 }
 
@@ -93,16 +100,29 @@ export function validateFunction<F>(value: unknown, name: string): F {
   return value as F;
 }
 
-/** A lock file path: string, Buffer or file: URL; no NUL bytes; not empty. */
-export function validatePath(value: unknown, name: string): string {
-  let path: string;
+/**
+ * A lock file path: string, Buffer or file: URL; no NUL bytes; not empty. A
+ * Buffer comes back as a copy of its bytes, which need not be UTF-8 (the
+ * kernel takes bytes); a URL as a string, by Node's own fileURLToPath rules
+ * (it refuses a host and an encoded '/').
+ */
+export function validatePath(value: unknown, name: string): string | Buffer {
+  let path: string | Buffer;
   if (typeof value === 'string') path = value;
-  else if (Buffer.isBuffer(value)) path = value.toString();
+  else if (Buffer.isBuffer(value)) path = Buffer.from(value);
   else if (value instanceof URL) {
     if (value.protocol !== 'file:') throw invalidValue(name, value.href, 'must be a file: URL');
-    path = decodeURIComponent(value.pathname);
+    try {
+      path = fileURLToPath(value);
+    } catch (err) {
+      // Escapes that do not decode as UTF-8 (%FF): such bytes go in a Buffer.
+      if (err instanceof URIError) throw invalidValue(name, value.href, 'must decode as UTF-8 (pass a Buffer path)');
+      throw err;
+    }
   } else throw invalidType(name, 'of type string or an instance of Buffer or URL', value);
   if (path.length === 0) throw invalidValue(name, path, 'must be a non-empty path');
-  if (path.includes('\u0000')) throw invalidValue(name, path, 'must be a string, Buffer or URL without null bytes');
+  if (typeof path === 'string' ? path.includes('\u0000') : path.includes(0)) {
+    throw invalidValue(name, path, 'must be a string, Buffer or URL without null bytes');
+  }
   return path;
 }

@@ -1,5 +1,7 @@
 #include "lock_file_object.h"
 
+#include <string>
+
 #include "addon_data.h"
 #include "errors.h"
 #include "file_wait.h"
@@ -11,19 +13,37 @@ namespace interlock {
 Napi::Function LockFileObject::Init(Napi::Env env) {
   return DefineClass(env, "LockFile",
                      {
+                         InstanceMethod<&LockFileObject::Open>("open"),
+                         InstanceMethod<&LockFileObject::Filesystem>("filesystem"),
                          InstanceMethod<&LockFileObject::LockSync>("lockSync"),
                          InstanceMethod<&LockFileObject::LockAsync>("lockAsync"),
                          InstanceMethod<&LockFileObject::Close>("close"),
+                         StaticValue("UNSAFE_FILESYSTEM", Napi::Number::New(env, kUnsafeFilesystem)),
+                         StaticMethod<&LockFileObject::SetFsTypeForTesting>("setFsTypeForTesting"),
                      });
 }
 
-// new LockFile(path, mode, create): opens nothing yet; the first lock does.
+// A path as the kernel sees it: a Buffer's bytes untouched (they need not be
+// UTF-8), a string as UTF-8.
+static bool PathBytes(const Napi::Value& value, std::string* out) {
+  if (value.IsString()) {
+    *out = value.As<Napi::String>().Utf8Value();
+    return true;
+  }
+  if (!value.IsBuffer()) return false;
+  auto bytes = value.As<Napi::Buffer<char>>();
+  out->assign(bytes.Data(), bytes.Length());
+  return true;
+}
+
+// new LockFile(path, mode, create, allowUnsafe): opens nothing yet.
 LockFileObject::LockFileObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LockFileObject>(info) {
-  if (!ExpectArgs(info, 3) || !info[0].IsString() || !info[1].IsNumber()) {
-    ThrowType(info.Env(), "interlock binding: LockFile(path, mode, create)");
+  std::string path;
+  if (!ExpectArgs(info, 4) || !PathBytes(info[0], &path) || !info[1].IsNumber()) {
+    ThrowType(info.Env(), "interlock binding: LockFile(path, mode, create, allowUnsafe)");
     return;
   }
-  file_ = new LockFile(info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Number>().Int32Value(), Flag(info[2]));
+  file_ = new LockFile(std::move(path), info[1].As<Napi::Number>().Int32Value(), Flag(info[2]), Flag(info[3]));
   slot_ = AddonData::From(info.Env())->files.Add(this);
   info.This().As<Napi::Object>().Set("slot", Napi::Number::New(info.Env(), slot_));
 }
@@ -104,6 +124,35 @@ Napi::Value LockFileObject::LockAsync(const Napi::CallbackInfo& info) {
   wait->retain();
   wait_ = wait;
   return WaitObject::Wrap(env, wait);
+}
+
+// open() -> "dev:ino", the file's identity. Opens if not open yet.
+Napi::Value LockFileObject::Open(const Napi::CallbackInfo& info) {
+  if (!file_->is_open()) {
+    Status s = file_->open();
+    if (!s.ok()) return ThrowStatus(info.Env(), s);
+  }
+  std::string id = std::to_string(file_->dev()) + ":" + std::to_string(file_->ino());
+  return Napi::String::New(info.Env(), id);
+}
+
+// filesystem() -> { type, name }: the f_type of the last open, and its name
+// if it is one where flock(2) may not exclude (else null).
+Napi::Value LockFileObject::Filesystem(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("type", Napi::Number::New(env, static_cast<double>(static_cast<uint32_t>(file_->fs_type()))));
+  const char* name = unsafe_filesystem_name(file_->fs_type());
+  out.Set("name", name == nullptr ? env.Null() : Napi::String::New(env, name));
+  return out;
+}
+
+// Tests only (reached through the binding, not the package): every later
+// open() sees this f_type; 0 restores the real one.
+Napi::Value LockFileObject::SetFsTypeForTesting(const Napi::CallbackInfo& info) {
+  if (!ExpectArgs(info, 1) || !info[0].IsNumber()) return info.Env().Undefined();
+  set_fs_type_for_testing(static_cast<long>(info[0].As<Napi::Number>().Int64Value()));
+  return info.Env().Undefined();
 }
 
 Napi::Value LockFileObject::Unlock(const Napi::CallbackInfo& info) {

@@ -18,6 +18,7 @@ class LockFileObject : public Napi::ObjectWrap<LockFileObject> {
   // fileUnlock(slot).
   static Napi::Value FastTryLock(const Napi::CallbackInfo& info);
   static Napi::Value FastUnlock(const Napi::CallbackInfo& info);
+  static Napi::Value SetFsTypeForTesting(const Napi::CallbackInfo& info);
 
   explicit LockFileObject(const Napi::CallbackInfo& info);
   ~LockFileObject() override;
@@ -29,6 +30,8 @@ class LockFileObject : public Napi::ObjectWrap<LockFileObject> {
   void WaitSettled(FileWait* wait);
 
  private:
+  Napi::Value Open(const Napi::CallbackInfo& info);
+  Napi::Value Filesystem(const Napi::CallbackInfo& info);
   Napi::Value LockSync(const Napi::CallbackInfo& info);
   Napi::Value LockAsync(const Napi::CallbackInfo& info);
   Napi::Value Unlock(const Napi::CallbackInfo& info);

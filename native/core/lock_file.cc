@@ -3,13 +3,28 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
 
 #include "flock.h"
 
 namespace interlock {
 namespace {
+
+std::atomic<long> fs_type_for_testing{0};
+
+// open(2) across EINTR.
+int open_retrying(const char* path, int flags, int mode) {
+  int fd;
+  do {
+    fd = ::open(path, flags, mode);
+  } while (fd < 0 && errno == EINTR);
+  return fd;
+}
 
 // lstat through syscall(2): glibc exports its stat functions as symbols only
 // since 2.33, and prebuilds must load on 2.28 (see glibc_compat.h for fstat).
@@ -20,13 +35,62 @@ int lstat_path(const char* path, struct stat* st) {
 
 }  // namespace
 
+const char* unsafe_filesystem_name(long f_type) {
+  // From statfs(2) and <linux/magic.h>: filesystems whose flock(2) is
+  // emulated, forwarded to a server or a user-space daemon, or local to one
+  // client, so two holders on different clients (or containers) may coexist.
+  switch (static_cast<uint32_t>(f_type)) {
+    case 0x6969:
+      return "nfs";
+    case 0x517B:
+      return "smb";
+    case 0xFF534D42:
+      return "cifs";
+    case 0xFE534D42:
+      return "smb2";
+    case 0x65735546:
+      return "fuse";  // also virtiofs, sshfs, glusterfs, bindfs
+    case 0x01021997:
+      return "9p";
+    case 0x00C36400:
+      return "ceph";
+    case 0x5346414F:
+    case 0x6B414653:
+      return "afs";
+    case 0x73757245:
+      return "coda";
+    case 0x564C:
+      return "ncp";
+    case 0x01161970:
+      return "gfs2";
+    case 0x7461636F:
+      return "ocfs2";
+    case 0x0BD00BD0:
+      return "lustre";
+    case 0x47504653:
+      return "gpfs";
+    case 0x20030528:
+      return "orangefs";
+    case 0x786F4256:
+      return "vboxsf";
+    default:
+      return nullptr;
+  }
+}
+
+void set_fs_type_for_testing(long f_type) { fs_type_for_testing.store(f_type, std::memory_order_relaxed); }
+
 Status LockFile::open() {
   close();
-  int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | (create_ ? O_CREAT : 0);
-  int fd;
-  do {
-    fd = ::open(path_.c_str(), flags, mode_);
-  } while (fd < 0 && errno == EINTR);
+  int flags = O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK;
+  int fd = open_retrying(path_.c_str(), flags | O_RDWR | (create_ ? O_CREAT : 0), mode_);
+  if (fd < 0 && (errno == EACCES || errno == EROFS)) {
+    // flock(2) needs no write access: a file we may only read still locks.
+    // A missing file stays the first error (we could not have created it).
+    int denied = errno;
+    fd = open_retrying(path_.c_str(), flags | O_RDONLY, 0);
+    if (fd < 0 && errno == ENOENT) errno = denied;
+  }
   if (fd < 0) return Status::fail("open");
   struct stat st;
   if (fstat(fd, &st) != 0) {
@@ -40,7 +104,21 @@ Status LockFile::open() {
     ::close(fd);
     return Status{S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL, "open"};
   }
+  struct statfs fs;
+  if (fstatfs(fd, &fs) != 0) {
+    Status s = Status::fail("fstatfs");
+    ::close(fd);
+    return s;
+  }
+  long injected = fs_type_for_testing.load(std::memory_order_relaxed);
+  fs_type_ = injected != 0 ? injected : static_cast<long>(fs.f_type);
+  if (!allow_unsafe_ && unsafe_filesystem_name(fs_type_) != nullptr) {
+    ::close(fd);
+    return Status{kUnsafeFilesystem, "fstatfs"};
+  }
   fd_ = fd;
+  dev_ = st.st_dev;
+  ino_ = st.st_ino;
   return Status{};
 }
 

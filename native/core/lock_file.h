@@ -13,17 +13,35 @@
 
 namespace interlock {
 
+// Status.error of open() for a file on a filesystem where flock(2) may not
+// exclude (see unsafe_filesystem_name); fs_type() then says which.
+constexpr int kUnsafeFilesystem = -100001;
+
+// The name of a filesystem type (statfs f_type) on which flock(2) may not
+// exclude other holders: network and FUSE-like filesystems. nullptr if local.
+const char* unsafe_filesystem_name(long f_type);
+
+// Tests only: open() sees this f_type instead of the real one (0: off).
+void set_fs_type_for_testing(long f_type);
+
 class LockFile {
  public:
-  LockFile(std::string path, int mode, bool create) : path_(std::move(path)), mode_(mode), create_(create) {}
+  LockFile(std::string path, int mode, bool create, bool allow_unsafe = false)
+      : path_(std::move(path)), mode_(mode), create_(create), allow_unsafe_(allow_unsafe) {}
   ~LockFile() { close(); }
   LockFile(const LockFile&) = delete;
   LockFile& operator=(const LockFile&) = delete;
 
-  // O_RDWR|O_CREAT|O_CLOEXEC|O_NOFOLLOW, never truncated or written.
+  // O_RDWR|O_CREAT|O_CLOEXEC|O_NOFOLLOW, never truncated or written; an
+  // existing file we may only read is opened O_RDONLY (flock needs no write).
   Status open();
   bool is_open() const { return fd_ >= 0; }
   int fd() const { return fd_; }
+  // The file the last open() reached, which identifies the lock whatever
+  // name it was reached by; and its filesystem type.
+  dev_t dev() const { return dev_; }
+  ino_t ino() const { return ino_; }
+  long fs_type() const { return fs_type_; }
   const std::string& path() const { return path_; }
 
   // Takes the lock without waiting. `*busy` is set when another holder has
@@ -46,7 +64,11 @@ class LockFile {
   std::string path_;
   int mode_;
   bool create_;
+  bool allow_unsafe_;
   int fd_ = -1;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
+  long fs_type_ = 0;
   bool checked_ = false;      // the path lookup's answer is cached
   timespec checked_ctime_{};  // ...for as long as the inode's ctime is this
   static constexpr int64_t kCtimeSettleNs = 100 * 1000 * 1000;
