@@ -1,5 +1,6 @@
 #include "lock_table.h"
 
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -146,8 +147,11 @@ void LockTable::unlock_table() { region_.unlock(true); }
 Status LockTable::open(const std::string& region, int mode, int32_t thread_id) {
   Status st = region_.open(region, sizeof(TableState), mode);
   if (!st.ok()) return st;
+  // stat through syscall(2): glibc exports stat as a symbol only since 2.33,
+  // and prebuilds must load on 2.28 (scripts/check-glibc.js).
   struct stat sb;
-  if (stat(("/dev/shm/" + region).c_str(), &sb) != 0 || sb.st_uid != geteuid()) {
+  std::string path = "/dev/shm/" + region;
+  if (syscall(SYS_newfstatat, AT_FDCWD, path.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0 || sb.st_uid != geteuid()) {
     region_.unmap();
     return Status{kIncompatible, "open"};
   }
