@@ -86,7 +86,7 @@ function defaultFiles() {
 
 const files = process.argv.length > 2 ? process.argv.slice(2) : defaultFiles();
 if (files.length === 0) {
-  console.error('check-glibc: no .node files (run `npm run prebuild` first)');
+  console.error('check-glibc: no .node files (run `npm run prebuilds` first)');
   process.exit(1);
 }
 let ok = true;

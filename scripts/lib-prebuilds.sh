@@ -1,4 +1,4 @@
-# Sourced by the test scripts: runs `npm run prebuild` when a prebuild is
+# Sourced by the test scripts: runs `npm run prebuilds` when a prebuild is
 # missing or older than any native source, then checks the glibc floor.
 ensure_prebuilds() {
   local arch f stale=0
@@ -6,6 +6,6 @@ ensure_prebuilds() {
     f="prebuilds/linux-$arch/interlock.glibc.node"
     if [ ! -f "$f" ] || [ -n "$(find binding.gyp native -newer "$f" -print -quit)" ]; then stale=1; fi
   done
-  if [ "$stale" = 1 ]; then npm run prebuild; fi
+  if [ "$stale" = 1 ]; then npm run prebuilds; fi
   node scripts/check-glibc.js >/dev/null
 }
