@@ -90,6 +90,12 @@ struct FutexWaitv {
 constexpr uint32_t kFutex32 = 2;
 constexpr size_t kWaitvMax = 128;
 
+// lstat through syscall(2): glibc exports its stat functions as symbols only
+// since 2.33, and prebuilds must load on 2.28 (scripts/check-glibc.js).
+int lstat_path(const std::string& path, struct stat* st) {
+  return static_cast<int>(syscall(SYS_newfstatat, AT_FDCWD, path.c_str(), st, AT_SYMLINK_NOFOLLOW));
+}
+
 bool init_life(pthread_mutex_t* m) {
   pthread_mutexattr_t attr;
   pthread_mutexattr_init(&attr);
@@ -144,14 +150,15 @@ Status LockTable::lock_table(bool* repaired) {
 
 void LockTable::unlock_table() { region_.unlock(true); }
 
+// Another user's file at our name is refused before it is opened (opening
+// may initialise it), and again after, in case it was swapped meanwhile.
 Status LockTable::open(const std::string& region, int mode, int32_t thread_id) {
+  std::string path = "/dev/shm/" + region;
+  struct stat sb;
+  if (lstat_path(path, &sb) == 0 && sb.st_uid != geteuid()) return Status{kIncompatible, "open"};
   Status st = region_.open(region, sizeof(TableState), mode);
   if (!st.ok()) return st;
-  // stat through syscall(2): glibc exports stat as a symbol only since 2.33,
-  // and prebuilds must load on 2.28 (scripts/check-glibc.js).
-  struct stat sb;
-  std::string path = "/dev/shm/" + region;
-  if (syscall(SYS_newfstatat, AT_FDCWD, path.c_str(), &sb, AT_SYMLINK_NOFOLLOW) != 0 || sb.st_uid != geteuid()) {
+  if (lstat_path(path, &sb) != 0 || sb.st_uid != geteuid()) {
     region_.unmap();
     return Status{kIncompatible, "open"};
   }
