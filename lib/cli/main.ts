@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// interlock(1): util-linux flock(1)'s command line on top of FileLock, and
+// interlock(1): util-linux flock(1)'s command line over flock(2), and
 // `interlock status` to ask who holds a lock.
+import './signals'; // first: SIGUSR1 must not open Node's inspector
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
@@ -23,20 +24,26 @@ Options:
  -x, -e, --exclusive      get an exclusive lock (default)
  -u, --unlock             remove a lock (file descriptor form)
  -n, --nb, --nonblock     fail rather than wait
- -w, --wait, --timeout <secs>  wait at most <secs> (fractions allowed; 0 = -n)
+ -w, --wait, --timeout <secs>  wait at most <secs> (fractions allowed; 0 = -n;
+                          at most 2147483.647, i.e. 2**31-1 ms, about 24.8 days)
  -E, --conflict-exit-code <number>  exit code after conflict or timeout
                           (0 to 255, default 1)
- -o, --close              accepted and implied: the command never inherits
-                          interlock's lock descriptor (it is close-on-exec),
-                          so the lock ends when interlock does
+ -o, --close              close the lock's descriptor in the command: the lock
+                          then ends with interlock; without -o the command
+                          inherits it (at the same number) and the lock lasts
+                          while either of them runs
  -c <command>             (right after <file>) run <command> with $SHELL -c
      --verbose            report how long getting the lock took
  -h, --help               display this help
  -V, --version            display version
  -F, --no-fork is not supported: Node cannot replace itself with the command.
 
-The command runs as a child; SIGINT, SIGTERM and SIGHUP sent to interlock are
-passed on to it, and the lock is released when it ends, however it ends.
+The command runs as a child and inherits the lock's descriptor (unless -o),
+so the lock lasts while either of them runs. SIGINT, SIGTERM, SIGHUP and
+SIGUSR1 sent to interlock are passed on to it, except SIGINT while the command
+is in its terminal's foreground: the terminal's ^C has reached it already.
+SIGUSR1 never opens Node's inspector.
+
 Options end at <file>: in \`interlock f cmd -n\`, -n belongs to cmd.
 
 Exit status: the command's (128+n if signal n killed it); the -E code on
@@ -107,6 +114,7 @@ async function lockCommand(args: string[]): Promise<number> {
     timeout: undefined,
     conflictExitCode: 1,
     verbose: false,
+    close: false,
   };
   let help = false;
   // In order, so the last of -s/-x wins, as in flock(1).
@@ -128,12 +136,14 @@ async function lockCommand(args: string[]): Promise<number> {
     else if (name === 'nonblock' || name === 'nb') req.nonblock = true;
     else if (name === 'timeout' || name === 'wait') {
       const ms = seconds(value) * 1000;
+      if (ms > MAX_TIMEOUT_MS)
+        throw new UsageError(`timeout too long: '${value}' (at most ${MAX_TIMEOUT_MS / 1000} seconds)`);
       if (ms === 0) req.nonblock = true;
-      req.timeout = ms > MAX_TIMEOUT_MS ? undefined : ms;
+      req.timeout = ms;
     } else if (name === 'conflict-exit-code') req.conflictExitCode = exitCode(value);
     else if (name === 'no-fork') throw new UsageError('-F/--no-fork is not supported: the command runs as a child');
     else if (name === 'verbose') req.verbose = true;
-    // close: nothing to do, our lock fd is close-on-exec.
+    else if (name === 'close') req.close = true;
   }
   if (help) {
     process.stdout.write(HELP);

@@ -1,9 +1,8 @@
-// `interlock <file> <command>`: hold a FileLock while a child runs, with
+// `interlock <file> <command>`: hold a flock(2) lock while a child runs, with
 // flock(1)'s exit statuses; and `interlock <fd>`: flock an inherited fd.
-import { spawn } from 'node:child_process';
+import { type StdioOptions, spawn } from 'node:child_process';
 import { closeSync, constants, openSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { FileLock } from '../file-lock';
 import { flock } from '../flock';
 import {
   describeError,
@@ -16,6 +15,7 @@ import {
   UsageError,
   warn,
 } from './exit';
+import { forwardSignals } from './signals';
 
 export interface LockRequest {
   shared: boolean;
@@ -25,45 +25,37 @@ export interface LockRequest {
   timeout: number | undefined;
   conflictExitCode: number;
   verbose: boolean;
+  /** -o: the command does not inherit the lock's fd. */
+  close: boolean;
 }
 
-interface Held {
-  release(): void;
-}
+// Read-write where we may (NFS wants it for LOCK_EX), created 0666 & ~umask
+// as flock(1) does; read-only for what flock(1) also locks but cannot be
+// opened for writing: directories, read-only files and filesystems.
+const READ_ONLY_FALLBACK = new Set(['EISDIR', 'EACCES', 'EPERM', 'EROFS', 'ETXTBSY']);
 
-// FileLock opens O_RDWR|O_CREAT|O_NOFOLLOW and only regular files; flock(1)
-// also locks directories, devices, read-only files and symlinks by opening
-// them read-only. For those we do the same on an fd of our own.
-const READ_ONLY_FALLBACK = new Set(['EISDIR', 'EINVAL', 'EACCES', 'EPERM', 'EROFS', 'ELOOP']);
+/** Thrown when the lock file cannot be opened; `cause` is open(2)'s error. */
+class OpenError extends Error {}
 
-/** The lock, or null when it is busy (-n) or the timeout expired (-w). */
-async function lockPath(path: string, req: LockRequest): Promise<Held | null> {
-  const lock = new FileLock(path, { mode: 0o666 }); // flock(1) creates 0666 & ~umask
-  let refused: unknown;
+/** Node opens it O_CLOEXEC; runChild decides whether the command inherits it. */
+function openLockFile(path: string): number {
   try {
-    const handle = req.nonblock
-      ? lock.tryAcquire({ shared: req.shared })
-      : await lock.acquire({ shared: req.shared, timeout: req.timeout });
-    if (handle !== null) return { release: () => lock.close() };
-    lock.close();
-    return null;
+    return openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOCTTY, 0o666);
   } catch (err) {
-    lock.close();
-    if (errorCode(err) === 'ETIMEDOUT') return null;
-    if ((err as { syscall?: string }).syscall !== 'open' || !READ_ONLY_FALLBACK.has(errorCode(err) ?? '')) throw err;
-    refused = err;
+    if (!READ_ONLY_FALLBACK.has(errorCode(err) ?? '')) throw new OpenError(path, { cause: err });
+    try {
+      return openSync(path, constants.O_RDONLY | constants.O_NOCTTY);
+    } catch {
+      throw new OpenError(path, { cause: err });
+    }
   }
-  let fd: number;
+}
+
+/** An fd holding the lock, or null when it is busy (-n) or the timeout expired (-w). */
+async function lockPath(path: string, req: LockRequest): Promise<number | null> {
+  const fd = openLockFile(path);
   try {
-    // Node opens every fd O_CLOEXEC, so the command does not inherit it.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOCTTY | constants.O_NONBLOCK);
-  } catch {
-    throw refused;
-  }
-  try {
-    const op = req.shared ? 'sh' : 'ex';
-    if (await flock(fd, op, { nonblocking: req.nonblock, timeout: req.timeout }))
-      return { release: () => closeSync(fd) };
+    if (await flock(fd, req.shared ? 'sh' : 'ex', { nonblocking: req.nonblock, timeout: req.timeout })) return fd;
   } catch (err) {
     if (errorCode(err) !== 'ETIMEDOUT') {
       closeSync(fd);
@@ -75,12 +67,13 @@ async function lockPath(path: string, req: LockRequest): Promise<Held | null> {
 }
 
 function lockFailure(err: unknown, what: string): number {
-  const code = errorCode(err);
-  if ((err as { syscall?: string }).syscall === 'open') {
-    warn(`cannot open lock file ${what}: ${describeError(err)}`);
+  if (err instanceof OpenError) {
+    const code = errorCode(err.cause);
+    warn(`cannot open lock file ${what}: ${describeError(err.cause)}`);
     if (code === 'ENOMEM' || code === 'EMFILE' || code === 'ENFILE') return EX_OSERR;
     return code === 'EROFS' || code === 'ENOSPC' ? EX_CANTCREAT : EX_NOINPUT;
   }
+  const code = errorCode(err);
   warn(`${what}: ${describeError(err)}`);
   return code === 'ENOLCK' || code === 'ENOMEM' ? EX_OSERR : EX_DATAERR;
 }
@@ -97,10 +90,23 @@ function reportWait(req: LockRequest, started: bigint): void {
   process.stdout.write(`interlock: getting lock took ${seconds.toFixed(6)} seconds\n`);
 }
 
-const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+/**
+ * Like flock(1) without -o, the command inherits the locked fd, at the same
+ * number, so the lock lasts while either of us holds it: interlock dying of a
+ * signal it does not handle leaves the command locked. The slots between 2 and
+ * `lockFd` stay 'ignore', which for fds above 2 leaves whatever the command
+ * would inherit anyway.
+ */
+function childStdio(lockFd: number | null): StdioOptions {
+  if (lockFd === null || lockFd < 3) return 'inherit';
+  const stdio: StdioOptions = ['inherit', 'inherit', 'inherit'];
+  for (let fd = 3; fd < lockFd; fd++) stdio.push('ignore');
+  stdio.push(lockFd);
+  return stdio;
+}
 
 /** Runs argv with our stdio; resolves its exit status the way a shell reports it. */
-function runChild(argv: string[]): Promise<number> {
+function runChild(argv: string[], lockFd: number | null): Promise<number> {
   return new Promise((resolve) => {
     const [file, ...args] = argv as [string, ...string[]];
     const failed = (err: unknown) => {
@@ -109,15 +115,14 @@ function runChild(argv: string[]): Promise<number> {
     };
     let child: ReturnType<typeof spawn>;
     try {
-      child = spawn(file, args, { stdio: 'inherit' });
+      child = spawn(file, args, { stdio: childStdio(lockFd) });
     } catch (err) {
       resolve(failed(err)); // libuv errors Node does not defer, e.g. ENOTDIR
       return;
     }
-    const forward = (signal: NodeJS.Signals) => child.kill(signal);
-    for (const signal of FORWARDED) process.on(signal, forward);
+    const stopForwarding = forwardSignals(child);
     const finish = (status: number) => {
-      for (const signal of FORWARDED) process.off(signal, forward);
+      stopForwarding();
       resolve(status);
     };
     child.once('error', (err) => {
@@ -137,20 +142,22 @@ export async function runLocked(path: string, command: string[], req: LockReques
     argv = [process.env.SHELL || '/bin/sh', '-c', command[1] as string];
   }
   const started = process.hrtime.bigint();
-  let held: Held | null;
-  try {
-    // flock(1) -u on a fresh fd unlocks nothing: the command runs unlocked.
-    held = req.unlock ? { release() {} } : await lockPath(path, req);
-  } catch (err) {
-    return lockFailure(err, path);
+  let fd: number | null = null;
+  if (!req.unlock) {
+    // (flock(1) -u on a fresh fd unlocks nothing: the command runs unlocked.)
+    try {
+      fd = await lockPath(path, req);
+    } catch (err) {
+      return lockFailure(err, path);
+    }
+    if (fd === null) return conflict(req);
   }
-  if (held === null) return conflict(req);
   reportWait(req, started);
   if (req.verbose) process.stdout.write(`interlock: executing ${argv[0]}\n`);
   try {
-    return await runChild(argv);
+    return await runChild(argv, req.close ? null : fd);
   } finally {
-    held.release();
+    if (fd !== null) closeSync(fd);
   }
 }
 
