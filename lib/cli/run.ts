@@ -3,7 +3,7 @@
 import { type StdioOptions, spawn } from 'node:child_process';
 import { closeSync, constants, openSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { flock } from '../flock';
+import { type FlockOperation, flockSync } from '../flock';
 import {
   describeError,
   EX_CANTCREAT,
@@ -51,11 +51,21 @@ function openLockFile(path: string): number {
   }
 }
 
+/**
+ * flock(2) on this thread, as flock(1) waits: nothing else runs meanwhile,
+ * and an untimed wait sits in the kernel's queue (which `interlock status`
+ * lists) rather than on a cancellable helper thread. Signals act by their
+ * default action until the command runs.
+ */
+function lock(fd: number, op: FlockOperation, req: LockRequest): boolean {
+  return flockSync(fd, op, { nonblocking: req.nonblock, timeout: req.timeout });
+}
+
 /** An fd holding the lock, or null when it is busy (-n) or the timeout expired (-w). */
-async function lockPath(path: string, req: LockRequest): Promise<number | null> {
+function lockPath(path: string, req: LockRequest): number | null {
   const fd = openLockFile(path);
   try {
-    if (await flock(fd, req.shared ? 'sh' : 'ex', { nonblocking: req.nonblock, timeout: req.timeout })) return fd;
+    if (lock(fd, req.shared ? 'sh' : 'ex', req)) return fd;
   } catch (err) {
     if (errorCode(err) !== 'ETIMEDOUT') {
       closeSync(fd);
@@ -146,7 +156,7 @@ export async function runLocked(path: string, command: string[], req: LockReques
   if (!req.unlock) {
     // (flock(1) -u on a fresh fd unlocks nothing: the command runs unlocked.)
     try {
-      fd = await lockPath(path, req);
+      fd = lockPath(path, req);
     } catch (err) {
       return lockFailure(err, path);
     }
@@ -162,13 +172,13 @@ export async function runLocked(path: string, command: string[], req: LockReques
 }
 
 /** `interlock [options] <fd>`: lock (or -u unlock) a descriptor the shell opened. */
-export async function lockDescriptor(text: string, req: LockRequest): Promise<number> {
+export function lockDescriptor(text: string, req: LockRequest): number {
   const fd = /^\d+$/.test(text) ? Number(text) : -1;
   if (!(fd >= 0 && fd <= 2 ** 31 - 1)) throw new UsageError(`bad file descriptor: '${text}'`);
   const started = process.hrtime.bigint();
   try {
     const op = req.unlock ? 'un' : req.shared ? 'sh' : 'ex';
-    if (!(await flock(fd, op, { nonblocking: req.nonblock, timeout: req.timeout }))) return conflict(req);
+    if (!lock(fd, op, req)) return conflict(req);
   } catch (err) {
     if (errorCode(err) === 'ETIMEDOUT') return conflict(req);
     return lockFailure(err, text);
