@@ -5,6 +5,7 @@ import { closedError, fromNative, LockError, systemError, teardownError } from '
 import { LockHandle, runHeld, runHeldSync } from './handle';
 import { type NativeLockFile, native } from './native';
 import { type Backend, LockQueue } from './queue';
+import { type FileStatus, fileStatus } from './status';
 import {
   validateBoolean,
   validateFunction,
@@ -281,5 +282,13 @@ export class FileLock {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Who holds the lock file at `path` and who waits (what `interlock status
+   * --json` prints). Never creates the file; throws stat(2)'s error.
+   */
+  static status(path: string | Buffer | URL): FileStatus {
+    return fileStatus(validatePath(path, 'path'));
   }
 }

@@ -10,6 +10,7 @@ export {
   type SemaphoreOptions,
 } from './semaphore';
 export { type MutexAcquireOptions, MutexHandle, SharedMutex, type SharedMutexOptions } from './shared-mutex';
+export type { FileStatus, LockProcess } from './status';
 export {
   LOCK_NAME_MAX,
   Lock,

@@ -90,7 +90,7 @@ function queued(file, n = 1) {
       .readFileSync('/proc/locks', 'utf8')
       .split('\n')
       .filter((l) => /^\d+:\s+->\s+FLOCK/.test(l) && l.includes(tail)).length;
-  return waitFor(() => count() >= n);
+  return waitFor(() => count() >= n, 20_000); // a loaded machine can take seconds to start node
 }
 
 const same = (code) => ({ flock: code, interlock: code });
@@ -466,6 +466,54 @@ describe('interlock status', () => {
     await r.done;
   });
 
+  // Issue 10 item 17. In a child PID namespace with its own /proc, /proc/locks
+  // hides a holder from outside; the probe still finds it.
+  it('a holder outside the reader\'s PID namespace: "held by a process outside this PID namespace", exit 1', async function () {
+    const inNamespace = ['-p', '-f', '--mount-proc', process.execPath, CLI, 'status'];
+    const probe = await run('unshare', [...inNamespace, '--help']);
+    if (probe.code !== 0) {
+      console.log(`      (skipped: unshare -p -f --mount-proc refused here: ${probe.err.trim()})`);
+      this.skip();
+    }
+    const file = path.join(dir, 'namespace');
+    for (const mode of ['exclusive', 'shared']) {
+      const h = await hold('flock', file, mode === 'shared' ? ['-s'] : []);
+      const [text, json] = await Promise.all([
+        run('unshare', [...inNamespace, file]),
+        run('unshare', [...inNamespace, '--json', file]),
+      ]);
+      assert.deepEqual(
+        [text.code, text.out],
+        [1, `${file}: held by a process outside this PID namespace (${mode})\n`],
+        text.err,
+      );
+      const out = JSON.parse(json.out);
+      assert.deepEqual([json.code, out.held, out.holders, out.heldOutside], [1, true, [], mode]);
+      const here = await status(file, true); // the same lock seen from this namespace
+      assert.deepEqual([here.code, here.out.heldOutside, here.out.holders.length], [1, null, 1]);
+      await h.release();
+    }
+    const free = await run('unshare', [...inNamespace, file]);
+    assert.deepEqual([free.code, free.out], [0, `${file}: free\n`]);
+  });
+
+  // Issue 11: the library answers what the CLI prints, from the same code.
+  it('FileLock.status(path) gives what status --json prints; bad paths throw typed errors', async () => {
+    const { FileLock } = require('..');
+    const file = path.join(dir, 'api');
+    const h = await hold('flock', file, ['-s']);
+    const cli = await status(file, true);
+    assert.deepEqual(FileLock.status(file), cli.out);
+    assert.deepEqual(FileLock.status(new URL(`file://${file}`)), cli.out);
+    await h.release();
+    assert.deepEqual([FileLock.status(file).held, FileLock.status(Buffer.from(file)).holders], [false, []]);
+    const missing = path.join(dir, 'api-missing');
+    assert.throws(() => FileLock.status(missing), { code: 'ENOENT', syscall: 'stat', path: missing });
+    assert.equal(fs.existsSync(missing), false);
+    assert.throws(() => FileLock.status(42), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => FileLock.status(''), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
+  });
+
   it('a missing file is an error (66) and is not created; bad arguments exit 64', async () => {
     const file = path.join(dir, 'missing');
     const r = await status(file);
@@ -493,6 +541,37 @@ describe('interlock status --mutex', () => {
     const r = await run('interlock', ['status', ...args]);
     return { code: r.code, out: args.includes('--json') && r.code <= 1 ? JSON.parse(r.out) : r.out, err: r.err };
   };
+
+  // Issue 10 item 18. The field is found by its value, not by its offset.
+  it('a scribbled acquisition time is a damaged header: exit 65 and says so (was 71, "Invalid time value")', async () => {
+    const scribbled = `${name}-scribbled`;
+    const m = new SharedMutex(scribbled, { dataSize: 8 });
+    try {
+      m.acquireSync().release();
+      const stamp = Buffer.alloc(8);
+      stamp.writeBigInt64LE(BigInt(SharedMutex.inspect(scribbled).acquiredAt));
+      const file = `/dev/shm/${scribbled}`;
+      const at = fs.readFileSync(file).subarray(0, 256).indexOf(stamp);
+      assert.ok(at > 0, 'no acquisition time in the header');
+      const fd = fs.openSync(file, 'r+');
+      const garbage = Buffer.alloc(8);
+      garbage.writeBigInt64LE(0x7fff_ffff_ffff_ffffn);
+      fs.writeSync(fd, garbage, 0, 8, at);
+      fs.closeSync(fd);
+      for (const args of [
+        ['--mutex', scribbled],
+        ['--json', '--mutex', scribbled],
+      ]) {
+        const r = await run('interlock', ['status', ...args]);
+        assert.equal(r.code, 65, args.join(' '));
+        assert.match(r.err, /^interlock: \/dev\/shm\/\S+: damaged header \(acquisition time \d+ ms is out of range\)/);
+        assert.equal(r.out, '');
+      }
+    } finally {
+      m.close();
+      SharedMutex.unlink(scribbled);
+    }
+  });
 
   it('shows the holder (pid, tid, command, since), token and dirty flag; a dead holder as not running', async () => {
     assert.equal((await status('--mutex', name)).code, 66, 'no region yet');

@@ -5,10 +5,11 @@ import './signals'; // first: SIGUSR1 must not open Node's inspector
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { fileStatus } from '../status';
 import { describeError, EX_DATAERR, EX_NOINPUT, EX_OSERR, EX_USAGE, errorCode, UsageError, warn } from './exit';
-import { formatMutex, type MutexStatus, mutexStatus } from './mutex';
+import { DamagedHeader, formatMutex, type MutexStatus, mutexStatus } from './mutex';
 import { type LockRequest, lockDescriptor, runLocked } from './run';
-import { fileStatus, formatStatus } from './status';
+import { formatStatus } from './status';
 
 const HELP = `Usage:
  interlock [options] <file>|<directory> <command> [<argument>...]
@@ -52,12 +53,15 @@ codes for failures, as flock(1).
 
 interlock status [--json] <file>
   Who holds <file> and who waits (pid, mode, command line), from /proc/locks.
-  Exit 0 if free, 1 if held.
+  When /proc/locks shows no holder, a non-blocking try confirms the lock is
+  free: holders in another PID namespace (a container) are not listed there.
+  Exit 0 if free, 1 if held; 66 if <file> does not exist.
 interlock status [--json] --mutex <name>
   A SharedMutex's header, read without locking it: holder pid/tid and since
   when, whether it still runs, fencing token, dirty flag, data size.
   Exit 0 if free, 1 if held (also by a dead holder: its successor gets
-  ownerDied).
+  ownerDied); 66 if there is no such mutex; 65 if the name is not an
+  interlock region or its header is damaged.
 `;
 
 const LOCK_OPTIONS = {
@@ -190,6 +194,10 @@ function statusOfMutex(name: string, json: boolean): number {
   try {
     status = mutexStatus(name);
   } catch (err) {
+    if (err instanceof DamagedHeader) {
+      warn(`/dev/shm/${name}: damaged header (${err.message}): something other than interlock wrote to it`);
+      return EX_DATAERR;
+    }
     const code = errorCode(err);
     if (code === 'ERR_INVALID_ARG_VALUE') throw new UsageError(`invalid mutex name: '${name}'`);
     warn(`${code === 'ENOENT' ? `no mutex named ${name}` : (err as Error).message}`);

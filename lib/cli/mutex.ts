@@ -2,7 +2,8 @@
 // without mapping or locking it, and whether its holder still runs.
 import { existsSync } from 'node:fs';
 import { SharedMutex } from '../shared-mutex';
-import { commandOf, quote } from './status';
+import { commandOf } from '../status';
+import { quote } from './status';
 
 export interface MutexStatus {
   name: string;
@@ -20,7 +21,21 @@ export interface MutexStatus {
   abi: string;
 }
 
-/** Throws SharedMutex.inspect's errors: ENOENT, ERR_INCOMPATIBLE_REGION, bad names. */
+/** A header field holds what no holder writes: the region was overwritten. */
+export class DamagedHeader extends Error {}
+
+/** The acquisition time as ISO 8601; null if never acquired. */
+function acquiredAt(ms: number): string | null {
+  if (ms === 0) return null;
+  const date = new Date(ms);
+  if (!(ms > 0) || Number.isNaN(date.getTime())) throw new DamagedHeader(`acquisition time ${ms} ms is out of range`);
+  return date.toISOString();
+}
+
+/**
+ * Throws SharedMutex.inspect's errors (ENOENT, ERR_INCOMPATIBLE_REGION, bad
+ * names) and DamagedHeader.
+ */
 export function mutexStatus(name: string): MutexStatus {
   const info = SharedMutex.inspect(name);
   const pid = info.holderPid;
@@ -42,7 +57,7 @@ export function mutexStatus(name: string): MutexStatus {
     dataSize: info.dataSize,
     token: info.token.toString(),
     dirty: info.dirty,
-    acquiredAt: info.acquiredAt > 0 ? new Date(info.acquiredAt).toISOString() : null,
+    acquiredAt: acquiredAt(info.acquiredAt),
     holder,
     abi: info.abi,
   };

@@ -1,0 +1,175 @@
+// Who holds a flock(2) lock and who waits, read from /proc/locks by the
+// file's device and inode: FileLock.status() and `interlock status`. Opens
+// the file only to confirm a lock /proc/locks does not show.
+import { type BigIntStats, closeSync, constants, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { flockSync } from './flock';
+
+export type LockMode = 'shared' | 'exclusive';
+
+export interface LockProcess {
+  pid: number;
+  mode: LockMode;
+  /** Whether the pid still runs; a dead holder's fd may live on in its children. */
+  alive: boolean;
+  /** argv from /proc/<pid>/cmdline; null when unreadable. */
+  command: string[] | null;
+  /** Holds the lock through a descriptor inherited from `pid`s of the holders list. */
+  inherited?: boolean;
+}
+
+export interface FileStatus {
+  path: string;
+  device: string;
+  inode: string;
+  held: boolean;
+  holders: LockProcess[];
+  waiters: LockProcess[];
+  /**
+   * Set when /proc/locks shows no holder but a non-blocking probe finds the
+   * lock taken: the holders run outside this PID namespace, where
+   * /proc/locks does not list them. Their mode, as the probe tells it.
+   */
+  heldOutside: LockMode | null;
+}
+
+interface ProcLock {
+  waiting: boolean;
+  mode: LockMode;
+  pid: number;
+  major: number;
+  minor: number;
+  inode: bigint;
+}
+
+// "1: FLOCK  ADVISORY  WRITE 7224 fe:00:2146763 0 EOF"; a blocked request
+// shows "1: -> FLOCK ..." under the lock it waits for.
+const LINE = /^\d+:\s+(->\s+)?FLOCK\s+\S+\s+(READ|WRITE)\s+(-?\d+)\s+([0-9a-f]+):([0-9a-f]+):(\d+)\s/;
+
+export function parseLocks(text: string): ProcLock[] {
+  const locks: ProcLock[] = [];
+  for (const line of text.split('\n')) {
+    const m = LINE.exec(line);
+    if (m === null) continue;
+    locks.push({
+      waiting: m[1] !== undefined,
+      mode: m[2] === 'READ' ? 'shared' : 'exclusive',
+      pid: Number(m[3]),
+      major: Number.parseInt(m[4] as string, 16),
+      minor: Number.parseInt(m[5] as string, 16),
+      inode: BigInt(m[6] as string),
+    });
+  }
+  return locks;
+}
+
+/** glibc's major()/minor() of a stat st_dev. */
+function splitDevice(dev: bigint): [number, number] {
+  const major = ((dev & 0xfff00n) >> 8n) | ((dev & 0xfffff00000000000n) >> 32n);
+  const minor = (dev & 0xffn) | ((dev & 0xffffff00000n) >> 12n);
+  return [Number(major), Number(minor)];
+}
+
+export function commandOf(pid: number): string[] | null {
+  if (pid <= 0) return null;
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (argv[argv.length - 1] === '') argv.pop();
+    return argv.length === 0 ? null : argv;
+  } catch {
+    return null;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM';
+  }
+}
+
+function owner(pid: number, mode: LockMode): LockProcess {
+  return { pid, mode, alive: isAlive(pid), command: commandOf(pid) };
+}
+
+/**
+ * Processes whose open fds carry the lock ("lock:" lines in fdinfo). Needed
+ * when the pid /proc/locks names has exited and left the fd to its children,
+ * as flock(1) does when it is killed. Only processes we may inspect are seen.
+ */
+function inheritors(matches: (lock: ProcLock) => boolean): Map<number, LockMode> {
+  const found = new Map<number, LockMode>();
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fdinfo`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let text: string;
+      try {
+        text = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+      } catch {
+        continue;
+      }
+      const lines = text.split('\n').filter((l) => l.startsWith('lock:'));
+      for (const lock of parseLocks(lines.map((l) => l.slice(5).trim()).join('\n'))) {
+        if (matches(lock)) found.set(Number(pid), lock.mode);
+      }
+    }
+  }
+  return found;
+}
+
+/**
+ * Whether someone holds the lock, by trying to take it without waiting, on
+ * an fd of our own (closed at once, which drops what the probe got): a
+ * shared try fails only against an exclusive holder, an exclusive one
+ * against any. Null when the file cannot be opened for reading or is free.
+ * While it runs, the probe itself is a holder for an instant.
+ */
+function probe(path: string): LockMode | null {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOCTTY | constants.O_NONBLOCK);
+  } catch {
+    return null;
+  }
+  try {
+    if (!flockSync(fd, 'sh', { nonblocking: true })) return 'exclusive';
+    return flockSync(fd, 'ex', { nonblocking: true }) ? null : 'shared';
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Throws the stat error (ENOENT…) when the file cannot be looked up. */
+export function fileStatus(path: string): FileStatus {
+  const st = statSync(path, { bigint: true });
+  const first = statusFrom(path, st, readFileSync('/proc/locks', 'utf8'));
+  if (first.heldOutside === null) return first;
+  // A holder that came between the read and the probe is no outsider.
+  const again = statusFrom(path, st, readFileSync('/proc/locks', 'utf8'), false);
+  return again.held ? again : first;
+}
+
+function statusFrom(path: string, st: BigIntStats, procLocks: string, probing = true): FileStatus {
+  const [major, minor] = splitDevice(st.dev);
+  const same = (l: ProcLock) => l.major === major && l.minor === minor && l.inode === st.ino;
+  const mine = parseLocks(procLocks).filter(same);
+  const holders = mine.filter((l) => !l.waiting).map((l) => owner(l.pid, l.mode));
+  const waiters = mine.filter((l) => l.waiting).map((l) => owner(l.pid, l.mode));
+  if (holders.some((h) => !h.alive)) {
+    const listed = new Set(holders.map((h) => h.pid));
+    for (const [pid, mode] of inheritors((l) => !l.waiting && same(l))) {
+      if (!listed.has(pid)) holders.push({ ...owner(pid, mode), inherited: true });
+    }
+  }
+  const heldOutside = holders.length === 0 && probing ? probe(path) : null;
+  const device = `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}`;
+  const held = holders.length > 0 || heldOutside !== null;
+  return { path, device, inode: st.ino.toString(), held, holders, waiters, heldOutside };
+}
