@@ -49,7 +49,7 @@ function cleanUp() {
 const run = (tool, args, options) => start(tool, args, options).done;
 
 /** Resolves once the child's stdout matches `re`; fails fast if it exits first. */
-async function until(r, re, ms = 5000) {
+async function until(r, re, ms = 20_000) {
   const seen = await waitFor(() => re.exec(r.out) || r.child.exitCode !== null || r.child.signalCode !== null, ms);
   const m = re.exec(r.out);
   assert.ok(m, `no ${re} from ${r.child.spawnargs.join(' ')}: exit ${r.child.exitCode}, ${seen}, ${r.err}`);
@@ -93,6 +93,32 @@ function queued(file, n = 1) {
   return waitFor(() => count() >= n, 20_000); // a loaded machine can take seconds to start node
 }
 
+/**
+ * Waits until each of `children` waits for `file`: queued in /proc/locks, or
+ * with the file open and alive. (interlock's wait may poll with LOCK_NB
+ * instead of queueing: the addon does so where it finds no working timer
+ * signal, which on a loaded machine happens to some processes.)
+ */
+function waitingFor(file, children) {
+  const ino = fs.statSync(file).ino;
+  const queuedPids = () =>
+    fs
+      .readFileSync('/proc/locks', 'utf8')
+      .split('\n')
+      .filter((l) => /^\d+:\s+->\s+FLOCK/.test(l) && l.includes(`:${ino} `))
+      .map((l) => Number(l.split(/\s+/)[5]));
+  const opened = (pid) =>
+    fs.readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return fs.statSync(`/proc/${pid}/fd/${fd}`).ino === ino;
+      } catch {
+        return false;
+      }
+    });
+  const waits = (c) => c.exitCode === null && (queuedPids().includes(c.pid) || opened(c.pid));
+  return waitFor(() => children.every(waits), 20_000);
+}
+
 const same = (code) => ({ flock: code, interlock: code });
 
 /** Whether `pid` has a listening TCP socket (an inspector's, here). */
@@ -116,6 +142,7 @@ function listening(pid) {
 
 describe('interlock CLI beside flock(1)', function () {
   this.slow(5000);
+  this.timeout(90_000); // node can take seconds to start on a loaded machine; each case waits 20 s at most per step
   let dir;
   before(() => {
     assert.ok(fs.existsSync(CLI), 'dist/cli/main.js is missing: run npm run build:ts');
@@ -137,7 +164,13 @@ describe('interlock CLI beside flock(1)', function () {
       const results = await Promise.all(tries.map(([args]) => both(args)));
       for (const [i, [args, code]] of tries.entries()) assert.deepEqual(codes(results[i]), same(code), args.join(' '));
       for (const r of Object.values(results[3])) assert.ok(r.ms >= 290 && r.ms < 10_000, `-w 0.3 took ${r.ms} ms`);
-      assert.ok(await queued(file, 2), 'both waiters should be blocked on the lock');
+      assert.ok(
+        await waitingFor(
+          file,
+          waiters.map((w) => w.child),
+        ),
+        'both waiters should wait for the lock',
+      );
       for (const w of waiters) assert.equal(w.child.exitCode, null, 'a waiter ran while the lock was held');
       await h.release();
       const ran = await Promise.all(waiters.map((w) => w.done));
@@ -265,6 +298,34 @@ describe('interlock CLI beside flock(1)', function () {
     assert.equal(cli.child.exitCode, null, 'interlock died of SIGUSR1');
     process.kill(commandPid, 'SIGKILL');
     assert.equal((await cli.done).code, 128 + 9);
+  });
+
+  it('SIGUSR1 while interlock waits opens no inspector and ends it (138) before the command runs, as flock(1)', async () => {
+    const file = path.join(dir, 'usr1-wait');
+    const h = await hold('flock', file);
+    const results = TOOLS.map((tool) => {
+      const locker = tool === 'flock' ? ['flock'] : [process.execPath, '--inspect-port=0', CLI];
+      return start(locker[0], [...locker.slice(1), file, process.execPath, CHILD]);
+    });
+    assert.ok(
+      await waitingFor(
+        file,
+        results.map((r) => r.child),
+      ),
+      'both should wait',
+    );
+    for (const r of results) r.child.kill('SIGUSR1');
+    await sleep(500);
+    assert.equal(listening(results[1].child.pid), false, 'interlock listens');
+    await h.release();
+    const done = await Promise.all(results.map((r) => r.done));
+    assert.deepEqual(
+      done.map((r) => [r.code ?? 128 + require('node:os').constants.signals[r.signal], r.out]),
+      [
+        [138, ''],
+        [138, ''],
+      ],
+    );
   });
 
   // Issue 10 item 14. flock(1) is the oracle: without -o the command inherits

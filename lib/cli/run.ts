@@ -162,9 +162,12 @@ export async function runLocked(path: string, command: string[], req: LockReques
     }
     if (fd === null) return conflict(req);
   }
-  reportWait(req, started);
-  if (req.verbose) process.stdout.write(`interlock: executing ${argv[0]}\n`);
   try {
+    // A SIGUSR1 that came while flock(2) held this thread waits in the event
+    // loop: it ends us here (see signals.ts) rather than reach the command.
+    await new Promise(setImmediate);
+    reportWait(req, started);
+    if (req.verbose) process.stdout.write(`interlock: executing ${argv[0]}\n`);
     return await runChild(argv, req.close ? null : fd);
   } finally {
     if (fd !== null) closeSync(fd);
