@@ -18,6 +18,7 @@ export interface LockProcess {
 }
 
 export interface FileStatus {
+  /** As given (a Buffer decoded as UTF-8, for display). */
   path: string;
   device: string;
   inode: string;
@@ -131,7 +132,7 @@ function inheritors(matches: (lock: ProcLock) => boolean): Map<number, LockMode>
  * against any. Null when the file cannot be opened for reading or is free.
  * While it runs, the probe itself is a holder for an instant.
  */
-function probe(path: string): LockMode | null {
+function probe(path: string | Buffer): LockMode | null {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOCTTY | constants.O_NONBLOCK);
@@ -147,7 +148,7 @@ function probe(path: string): LockMode | null {
 }
 
 /** Throws the stat error (ENOENT…) when the file cannot be looked up. */
-export function fileStatus(path: string): FileStatus {
+export function fileStatus(path: string | Buffer): FileStatus {
   const st = statSync(path, { bigint: true });
   const first = statusFrom(path, st, readFileSync('/proc/locks', 'utf8'));
   if (first.heldOutside === null) return first;
@@ -156,7 +157,7 @@ export function fileStatus(path: string): FileStatus {
   return again.held ? again : first;
 }
 
-function statusFrom(path: string, st: BigIntStats, procLocks: string, probing = true): FileStatus {
+function statusFrom(path: string | Buffer, st: BigIntStats, procLocks: string, probing = true): FileStatus {
   const [major, minor] = splitDevice(st.dev);
   const same = (l: ProcLock) => l.major === major && l.minor === minor && l.inode === st.ino;
   const mine = parseLocks(procLocks).filter(same);
@@ -171,5 +172,5 @@ function statusFrom(path: string, st: BigIntStats, procLocks: string, probing = 
   const heldOutside = holders.length === 0 && probing ? probe(path) : null;
   const device = `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}`;
   const held = holders.length > 0 || heldOutside !== null;
-  return { path, device, inode: st.ino.toString(), held, holders, waiters, heldOutside };
+  return { path: path.toString(), device, inode: st.ino.toString(), held, holders, waiters, heldOutside };
 }
