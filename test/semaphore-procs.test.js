@@ -107,8 +107,13 @@ describe('Semaphore across processes and workers', () => {
         const held = s.tryAcquire();
         // A heavy waiter shuts the gate while it waits.
         const run = await holder(name, 2, 2, where === 'worker' ? 'worker' : undefined);
-        await sleep(100);
-        assert.equal(s.tryAcquire(), null, 'the heavy waiter shut the gate');
+        // Its wait thread shuts the gate soon after 'waiting' (later on a loaded machine).
+        const shut = await waitFor(() => {
+          const h = s.tryAcquire();
+          h?.release();
+          return h === null;
+        }, 10000);
+        assert.ok(shut, 'the heavy waiter shut the gate');
         if (where === 'process') run.child.kill('SIGKILL');
         else run.child.stdin.write('terminate\n');
         const t0 = Date.now();
