@@ -140,7 +140,10 @@ describe('Semaphore bad input', () => {
   });
 
   it('all rows together left no fd, mapping or thread behind', async () => {
-    assert.deepEqual({ fds: fdCount(), maps: ourMaps(), threads: await settledThreadCount() }, baseline);
+    const now = { fds: fdCount(), maps: ourMaps(), threads: await settledThreadCount() };
+    // Fewer fds than at the baseline is no leak: pipes of earlier files' children may close late.
+    assert.ok(now.fds <= baseline.fds, `fds ${baseline.fds} before the rows, ${now.fds} after`);
+    assert.deepEqual({ maps: now.maps, threads: now.threads }, { maps: baseline.maps, threads: baseline.threads });
   });
 });
 
