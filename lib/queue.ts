@@ -5,7 +5,7 @@
 // A request's `mode` is what it asks the OS for: `shared` (a boolean) for
 // FileLock and SharedMutex, a weight for Semaphore.
 import { AbortError, closedError, deadlockError, timeoutError, withStack } from './errors';
-import type { HandleOwner, LockHandle } from './handle';
+import { type HandleOwner, type Hold, type LockHandle, releaseHold } from './handle';
 import { ECANCELED, type NativeWait } from './native';
 
 /** What a lock kind provides; errors thrown are already LockErrors. */
@@ -59,9 +59,10 @@ export class LockQueue<G, H extends LockHandle, M = boolean> implements HandleOw
   readonly #makeHandle: MakeHandle<G, H, M>;
   readonly #perRequest: boolean;
   readonly #onClosed: () => void;
-  // Current holders, their instances and grants, in parallel arrays: an
-  // exclusive lock has one, so this beats a Map on the hot path.
-  readonly #held: H[] = [];
+  // Current holds, their instances and grants, in parallel arrays: an
+  // exclusive lock has one, so this beats a Map on the hot path. Holds, not
+  // handles, so that a dropped handle can be collected (see handle.ts).
+  readonly #held: Hold[] = [];
   readonly #heldBy: object[] = [];
   readonly #grants: G[] = [];
   readonly #queue: Request<H, M>[] = [];
@@ -148,13 +149,13 @@ export class LockQueue<G, H extends LockHandle, M = boolean> implements HandleOw
     });
   }
 
-  releaseHandle(handle: LockHandle): void {
-    const index = this.#held.indexOf(handle as H);
+  releaseHandle(hold: Hold): void {
+    const index = this.#held.indexOf(hold);
     if (index < 0) return;
     const last = this.#held.length - 1;
     const grant = this.#grants[index] as G;
     if (index !== last) {
-      this.#held[index] = this.#held[last] as H;
+      this.#held[index] = this.#held[last] as Hold;
       this.#heldBy[index] = this.#heldBy[last] as object;
       this.#grants[index] = this.#grants[last] as G;
     }
@@ -177,7 +178,7 @@ export class LockQueue<G, H extends LockHandle, M = boolean> implements HandleOw
     const held = [...this.#held];
     const heldBy = [...this.#heldBy];
     for (let i = 0; i < held.length; i++) {
-      if (heldBy[i] === owner) held[i]?.release();
+      if (heldBy[i] === owner) releaseHold(held[i] as Hold);
     }
     this.refs--;
     this.#maybeClose();
@@ -185,7 +186,7 @@ export class LockQueue<G, H extends LockHandle, M = boolean> implements HandleOw
 
   #grant(owner: object, mode: M, grant: G): H {
     const handle = this.#makeHandle(this, mode, grant);
-    this.#held.push(handle);
+    this.#held.push(handle._hold);
     this.#heldBy.push(owner);
     this.#grants.push(grant);
     this.#heldShared = (mode as unknown) === true;
@@ -198,6 +199,7 @@ export class LockQueue<G, H extends LockHandle, M = boolean> implements HandleOw
 
   #settle(req: Request<H, M>, handle: H): void {
     this.#forget(req);
+    handle._hold.site ??= req.site; // captured anyway for late errors
     req.resolve(handle);
   }
 
