@@ -6,6 +6,7 @@
         "native/core/fault_guard.cc",
         "native/core/flock.cc",
         "native/core/interrupter.cc",
+        "native/core/region_file.cc",
         "native/core/lock_file.cc",
         "native/core/lock_table.cc",
         "native/core/semaphore.cc",

@@ -35,14 +35,19 @@ export class AbortError extends LockError {
 }
 
 const systemErrors = getSystemErrorMap();
+// Robust mutexes return these, and neither libuv nor os.constants names them.
+const robustErrors = new Map<number, [string, string]>([
+  [-130, ['EOWNERDEAD', 'owner died']],
+  [-131, ['ENOTRECOVERABLE', 'state not recoverable']],
+]);
 
 // libuv's map lacks errnos no uv call returns (EDEADLK, EIDRM, …); their
 // names still come from the OS constants, never as UNKNOWN.
 function describeErrno(errno: number): [string, string] {
-  const known = systemErrors.get(errno);
+  const known = systemErrors.get(errno) ?? robustErrors.get(errno);
   if (known !== undefined) return known;
   const name = Object.entries(osConstants.errno).find(([, value]) => value === -errno)?.[0];
-  return name === undefined ? ['UNKNOWN', 'unknown error'] : [name, `system error ${-errno}`];
+  return name === undefined ? ['ERR_SYSTEM_ERROR', `system error ${-errno}`] : [name, `system error ${-errno}`];
 }
 
 /** A LockError from a negative errno, worded like Node's fs errors. */

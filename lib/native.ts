@@ -33,7 +33,11 @@ export interface Binding {
   /** undefined (no lock) when the thread is being torn down. */
   flockSync(fd: number, op: number, timeoutMs: number): boolean | undefined;
   flockAsync(fd: number, op: number, callback: WaitCallback): NativeWait;
-  SharedMutex: new (name: string, dataSize: number, mode: number) => NativeSharedMutex;
+  SharedMutex: {
+    new (name: string, dataSize: number, mode: number, allowForeignOwner: boolean): NativeSharedMutex;
+    /** Region refusal codes (native/core/region_file.h), negative like -errno. */
+    readonly codes: RegionCodes;
+  };
   inspectRegion(name: string): RegionInfo;
   Semaphore: new (name: string, permits: number, mode: number) => NativeSemaphore;
   unlinkSemaphore(name: string): void;
@@ -41,9 +45,9 @@ export interface Binding {
   TABLE_FULL: number;
   fileTryLock(slot: number, shared: boolean): boolean;
   fileUnlock(slot: number): void;
-  mutexTryLock(slot: number): number;
+  mutexTryLock(slot: number): Grant;
   /** undefined (no grant) when the thread is being torn down. */
-  mutexLockSync(slot: number, timeoutMs: number): number | undefined;
+  mutexLockSync(slot: number, timeoutMs: number): Grant | undefined;
   mutexUnlock(slot: number): void;
   INCOMPATIBLE: number;
   DAMAGED: number;
@@ -78,10 +82,26 @@ export interface NativeLockTable {
   close(): void;
 }
 
-/** Grants travel as token * 2 + ownerDied; 0 means busy. */
+export interface RegionCodes {
+  incompatible: number;
+  damaged: number;
+  otherKind: number;
+  otherPidNamespace: number;
+  foreignOwner: number;
+  tooOpen: number;
+  broken: number;
+  guardFull: number;
+}
+
+/**
+ * Grants travel as token * 2 + ownerDied: a number while exact (tokens below
+ * 2^52), else a bigint; 0 means busy.
+ */
+export type Grant = number | bigint;
+
 export interface NativeSharedMutex {
   readonly slot: number;
-  lockAsync(callback: (errno: number, syscall?: string, grant?: number) => void): NativeWait;
+  lockAsync(callback: (errno: number, syscall?: string, grant?: Grant) => void): NativeWait;
   close(): void;
   data(): ArrayBuffer;
   info(): RegionInfo;
@@ -92,6 +112,13 @@ export interface RegionInfo {
   token: bigint;
   ready: boolean;
   dirty: boolean;
+  /**
+   * A user lost writes to the region (its file was cut under it): every use is
+   * refused, and `dirty` promises no ownerDied to anyone.
+   */
+  broken: boolean;
+  /** Made in this process's PID namespace (else it is refused). */
+  samePidNamespace: boolean;
   holderPid: number;
   holderTid: number;
   /** ms since the epoch (CLOCK_REALTIME) of the current holder's acquisition. */

@@ -1,11 +1,11 @@
 // Semaphore: at most `permits` permits held at once by every process and
 // worker that opens a name; permits of a holder that dies come back at once.
-import { fromNative, systemError, teardownError } from './errors';
+import { systemError, teardownError } from './errors';
 import { type HandleOwner, LockHandle } from './handle';
 import { type NativeSemaphore, native, type SemaphoreGrant, type SemaphoreInfo } from './native';
 import type { Backend } from './queue';
 import { QueuedLock, QueueTable } from './queued-lock';
-import { incompatible, regionPath, validateName } from './region';
+import { incompatible, regionError, regionPath, validateName } from './region';
 import { validateInteger, validateMode, validateObject, validateSignal, validateTimeout } from './validate';
 
 const MAX_PERMITS = 32767; // SEMVMX: the largest value of a System V semaphore
@@ -67,14 +67,14 @@ class SemaphoreBackend implements Backend<SemaphoreGrant, number> {
 
   #convert(err: unknown, timeoutMs?: number): unknown {
     const errno = (err as { errno?: number }).errno;
-    if (errno === native.INCOMPATIBLE || errno === native.DAMAGED) {
+    if (errno === native.INCOMPATIBLE) {
       return incompatible(
         this.path,
         'is not a Semaphore with this many permits, was made by another version, libc or architecture, ' +
           'names a semaphore set this IPC namespace does not have, or was damaged',
       );
     }
-    return fromNative(err, this.path, timeoutMs);
+    return regionError(err, this.path, 'Semaphore', timeoutMs); // kind, PID namespace, owner, damage
   }
 
   tryLock(weight: number): SemaphoreGrant | null {

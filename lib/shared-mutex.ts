@@ -2,13 +2,14 @@
 // region, with shared bytes (`data`) and owner-death reporting.
 import { constants as bufferConstants } from 'node:buffer';
 import { unlinkSync } from 'node:fs';
-import { closedError, fromNative, systemError, teardownError } from './errors';
+import { closedError, systemError, teardownError } from './errors';
 import { type HandleOwner, LockHandle, runHeld, runHeldSync } from './handle';
-import { type NativeSharedMutex, native, type RegionInfo } from './native';
+import { type Grant, type NativeSharedMutex, native, type RegionInfo } from './native';
 import { type Backend, LockQueue } from './queue';
-import { incompatible, regionPath, validateName } from './region';
+import { incompatible, regionError, regionPath, validateName } from './region';
 import {
   invalidValue,
+  validateBoolean,
   validateFunction,
   validateInteger,
   validateMode,
@@ -20,8 +21,18 @@ import {
 export interface SharedMutexOptions {
   /** Bytes of shared data after the header, exposed as `data`. Default 0. */
   dataSize?: number;
-  /** Permission bits if the region is created. Default 0o600. */
+  /**
+   * Permission bits if the region is created. Default 0o600. Also the most an
+   * existing region may allow: one writable by users this mode excludes is
+   * refused (EACCES).
+   */
   mode?: number;
+  /**
+   * Use a region owned by another user (cooperating users, each passing a
+   * `mode` that includes the others). Default false: such a region is refused
+   * with EACCES, since its owner could hold the mutex for ever or write `data`.
+   */
+  allowForeignOwner?: boolean;
 }
 
 export interface MutexAcquireOptions {
@@ -36,36 +47,27 @@ export class MutexHandle extends LockHandle {
    * state it guarded may be half-updated and needs repair.
    */
   readonly ownerDied: boolean;
-  private readonly _grant: number;
+  private readonly _grant: Grant;
 
-  constructor(owner: HandleOwner, grant: number) {
+  constructor(owner: HandleOwner, grant: Grant) {
     super(owner, false);
     this._grant = grant;
-    this.ownerDied = grant % 2 === 1;
+    this.ownerDied = typeof grant === 'bigint' ? (grant & 1n) === 1n : grant % 2 === 1;
   }
 
-  /** Fencing token: strictly increasing across all acquisitions of the region. */
+  /** Fencing token (64-bit): strictly increasing across all acquisitions of the region. */
   get token(): bigint {
-    return BigInt(Math.floor(this._grant / 2));
+    return typeof this._grant === 'bigint' ? this._grant >> 1n : BigInt(Math.floor(this._grant / 2));
   }
 }
 
 const MAX_DATA = bufferConstants.MAX_LENGTH;
 
-function convert(err: unknown, path: string, timeoutMs?: number): unknown {
-  if (err instanceof Error && (err as { errno?: number }).errno === native.DAMAGED) {
-    return incompatible(path, 'was truncated or overwritten while mapped, so its mutex can no longer be trusted');
-  }
-  if (err instanceof Error && (err as { errno?: number }).errno === native.INCOMPATIBLE) {
-    return incompatible(
-      path,
-      'was made by another version, libc or architecture, with another dataSize, or is not a region',
-    );
-  }
-  return fromNative(err, path, timeoutMs);
+function convert(err: unknown, path: string, timeoutMs?: number, mode?: number): unknown {
+  return regionError(err, path, 'SharedMutex', timeoutMs, mode);
 }
 
-class MutexBackend implements Backend<number> {
+class MutexBackend implements Backend<Grant> {
   readonly path: string;
   readonly waitSyscall = 'pthread_mutex_lock';
   readonly dataSize: number;
@@ -73,18 +75,18 @@ class MutexBackend implements Backend<number> {
   readonly #slot: number;
   #data: Buffer | undefined;
 
-  constructor(name: string, dataSize: number, mode: number) {
+  constructor(name: string, dataSize: number, mode: number, allowForeignOwner: boolean) {
     this.path = regionPath(name);
     this.dataSize = dataSize;
     try {
-      this.#mutex = new native.SharedMutex(name, dataSize, mode);
+      this.#mutex = new native.SharedMutex(name, dataSize, mode, allowForeignOwner);
     } catch (err) {
-      throw convert(err, this.path);
+      throw convert(err, this.path, undefined, mode);
     }
     this.#slot = this.#mutex.slot;
   }
 
-  tryLock(): number | null {
+  tryLock(): Grant | null {
     try {
       const grant = native.mutexTryLock(this.#slot);
       return grant === 0 ? null : grant;
@@ -93,7 +95,7 @@ class MutexBackend implements Backend<number> {
     }
   }
 
-  lockSync(_shared: boolean, timeoutMs: number): number {
+  lockSync(_shared: boolean, timeoutMs: number): Grant {
     try {
       const grant = native.mutexLockSync(this.#slot, timeoutMs);
       if (grant === undefined) throw teardownError(this.path, 'pthread_mutex_lock');
@@ -103,7 +105,7 @@ class MutexBackend implements Backend<number> {
     }
   }
 
-  lockAsync(_shared: boolean, done: (errno: number, syscall: string | undefined, grant: number | undefined) => void) {
+  lockAsync(_shared: boolean, done: (errno: number, syscall: string | undefined, grant: Grant | undefined) => void) {
     try {
       return this.#mutex.lockAsync(done);
     } catch (err) {
@@ -144,16 +146,16 @@ class MutexBackend implements Backend<number> {
   }
 }
 
-type MutexQueue = LockQueue<number, MutexHandle> & { backend: MutexBackend };
+type MutexQueue = LockQueue<Grant, MutexHandle> & { backend: MutexBackend };
 
 // One queue (and one mapping) per name on this thread.
 const queues = new Map<string, MutexQueue>();
 
-function queueFor(name: string, dataSize: number, mode: number): MutexQueue {
+function queueFor(name: string, dataSize: number, mode: number, allowForeignOwner: boolean): MutexQueue {
   let queue = queues.get(name);
   if (queue === undefined) {
-    const backend = new MutexBackend(name, dataSize, mode);
-    const created = new LockQueue<number, MutexHandle>(
+    const backend = new MutexBackend(name, dataSize, mode, allowForeignOwner);
+    const created = new LockQueue<Grant, MutexHandle>(
       backend,
       (owner, _shared, grant) => new MutexHandle(owner, grant),
       () => {
@@ -183,7 +185,8 @@ export class SharedMutex {
     const opts = validateObject(options, 'options');
     const dataSize = opts.dataSize === undefined ? 0 : validateInteger(opts.dataSize, 'options.dataSize', 0, MAX_DATA);
     const mode = validateMode(opts.mode, 'options.mode', 0o600);
-    this.#queue = queueFor(this.name, dataSize, mode);
+    const allowForeignOwner = validateBoolean(opts.allowForeignOwner, 'options.allowForeignOwner', false);
+    this.#queue = queueFor(this.name, dataSize, mode, allowForeignOwner);
   }
 
   #open(): MutexQueue {

@@ -7,8 +7,9 @@
 // (the waiting promise the callback returns, the released promise request()
 // returns).
 import { threadId } from 'node:worker_threads';
-import { fromNative, LockError } from './errors';
+import { LockError } from './errors';
 import { native } from './native';
+import { regionError } from './region';
 import { invalidValue } from './validate';
 
 export type LockMode = 'exclusive' | 'shared';
@@ -93,7 +94,7 @@ function convert(err: unknown, path: string): unknown {
       { path },
     );
   }
-  return fromNative(err, path);
+  return regionError(err, path, 'Web Locks table'); // kind, PID namespace, owner, damage
 }
 
 // One per scope per JS thread: this thread's client in the table.

@@ -212,7 +212,7 @@ describe('hostile files', () => {
     const damages = [
       ['truncated to 0', (name) => fs.truncateSync(shm(name), 0)],
       ['truncated to 64 bytes', (name) => fs.truncateSync(shm(name), 64)],
-      ['its header and mutex scribbled over', (name) => scribble(name, 192)],
+      ['its header and mutex scribbled over', (name) => scribble(name, 256)],
     ];
     for (const [title, damage] of damages) {
       it(`${title} while held: holder, idle mapper and parked waiter live and get ERR_INCOMPATIBLE_REGION; no opener rebuilds it`, async () => {

@@ -163,7 +163,7 @@ describe('Semaphore hostile regions', () => {
       const before = new Set(ids.match(/^0x[0-9a-f]+\s+\d+/gm));
       assert.ok(before.size > 0, ids);
       const raw = fs.readFileSync(`/dev/shm/${name}`);
-      const headerSize = raw.readUInt32LE(12);
+      const headerSize = Number(raw.readBigUInt64LE(64)); // the region header's data_offset
       const key = raw.readInt32LE(headerSize + 16);
       const semid = raw.readInt32LE(headerSize + 20);
       const line = [...before].find((l) => Number.parseInt(l.split(/\s+/)[0], 16) === key);

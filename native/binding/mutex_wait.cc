@@ -51,7 +51,7 @@ void MutexWait::Settle() {
 
 Napi::Value MutexWait::Extra(Napi::Env env) {
   if (!result_.ok()) return env.Undefined();
-  return Napi::Number::New(env, static_cast<double>(grant_.token) * 2 + (grant_.owner_died ? 1 : 0));
+  return SharedMutexObject::GrantValue(env, grant_);
 }
 
 }  // namespace interlock

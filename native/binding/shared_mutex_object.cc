@@ -17,15 +17,45 @@ Napi::Function SharedMutexObject::Init(Napi::Env env) {
                          InstanceMethod<&SharedMutexObject::Close>("close"),
                          InstanceMethod<&SharedMutexObject::Data>("data"),
                          InstanceMethod<&SharedMutexObject::Info>("info"),
+                         StaticValue("codes", RegionCodes(env)),
                      });
 }
 
-// new SharedMutex(name, dataSize, mode): maps the region now, so a bad or
-// incompatible region fails at construction.
+// The region codes of region_file.h, for lib/region.ts.
+Napi::Object SharedMutexObject::RegionCodes(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("incompatible", kIncompatible);
+  o.Set("damaged", kDamaged);
+  o.Set("otherKind", kOtherKind);
+  o.Set("otherPidNamespace", kOtherPidNs);
+  o.Set("foreignOwner", kForeignOwner);
+  o.Set("tooOpen", kTooOpen);
+  o.Set("broken", kBroken);
+  o.Set("guardFull", kGuardFull);
+  return o;
+}
+
+// A refusal to open, with the file's owner and mode when they are the cause.
+static void ThrowOpenError(Napi::Env env, const Status& s, const RegionFile& file) {
+  if (s.error != kForeignOwner && s.error != kTooOpen) {
+    ThrowStatus(env, s);
+    return;
+  }
+  Napi::Error err = Napi::Error::New(env, "region refused");
+  err.Set("errno", Napi::Number::New(env, s.error));
+  err.Set("syscall", Napi::String::New(env, s.syscall));
+  err.Set("ownerUid", Napi::Number::New(env, file.file_uid()));
+  err.Set("fileMode", Napi::Number::New(env, file.file_mode()));
+  err.ThrowAsJavaScriptException();
+}
+
+// new SharedMutex(name, dataSize, mode, allowForeignOwner): maps the region
+// now, so a bad, incompatible or foreign region fails at construction.
 SharedMutexObject::SharedMutexObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SharedMutexObject>(info) {
   Napi::Env env = info.Env();
-  if (!ExpectArgs(info, 3) || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber()) {
-    ThrowType(env, "interlock binding: SharedMutex(name, dataSize, mode)");
+  if (!ExpectArgs(info, 4) || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() ||
+      !info[3].IsBoolean()) {
+    ThrowType(env, "interlock binding: SharedMutex(name, dataSize, mode, allowForeignOwner)");
     return;
   }
   double size = info[1].As<Napi::Number>().DoubleValue();
@@ -35,11 +65,11 @@ SharedMutexObject::SharedMutexObject(const Napi::CallbackInfo& info) : Napi::Obj
   }
   mapping_ = new Mapping();
   Status s = mapping_->region.open(info[0].As<Napi::String>().Utf8Value(), static_cast<uint64_t>(size),
-                                   info[2].As<Napi::Number>().Int32Value());
+                                   info[2].As<Napi::Number>().Int32Value(), Flag(info[3]));
   if (!s.ok()) {
+    ThrowOpenError(env, s, mapping_->region.file());
     mapping_->Release();
     mapping_ = nullptr;
-    ThrowStatus(env, s);
     return;
   }
   slot_ = AddonData::From(env)->mutexes.Add(this);
@@ -91,11 +121,19 @@ void SharedMutexObject::WaitSettled(MutexWait* wait, bool granted) {
   }
 }
 
-// Grants travel as one number, token * 2 + ownerDied, so the hot path
-// allocates no object.
+// Grants travel as one value, token * 2 + ownerDied: a Number while that is
+// exact (below 2^53, so the hot path allocates nothing), else a BigInt, so
+// the token stays 64-bit and ownerDied its own bit end to end.
+Napi::Value SharedMutexObject::GrantValue(Napi::Env env, const Grant& grant) {
+  uint64_t low = (grant.token << 1) | (grant.owner_died ? 1 : 0);
+  if (grant.token < (uint64_t{1} << 52)) return Napi::Number::New(env, static_cast<double>(low));
+  uint64_t words[2] = {low, grant.token >> 63};
+  return Napi::BigInt::New(env, 0, 2, words);
+}
+
 Napi::Value SharedMutexObject::Granted(Napi::Env env, const Grant& grant, Holder holder) {
   holder_ = holder;
-  return Napi::Number::New(env, static_cast<double>(grant.token) * 2 + (grant.owner_died ? 1 : 0));
+  return GrantValue(env, grant);
 }
 
 static SharedMutexObject* FromSlot(const Napi::CallbackInfo& info) {
@@ -175,6 +213,8 @@ Napi::Value SharedMutexObject::DoUnlock(Napi::Env env) {
     parked_->Release(true);
     parked_->release();
     parked_ = nullptr;
+    // The parked thread's unlock saw the loss (and marked the region broken).
+    if (region().lost()) return ThrowStatus(env, Status{kDamaged, "pthread_mutex_unlock"});
   }
   return env.Undefined();
 }
@@ -229,6 +269,9 @@ static Napi::Object Snapshot(Napi::Env env, const SharedRegion::Snapshot& s) {
   o.Set("token", Napi::BigInt::New(env, s.token));
   o.Set("ready", Napi::Boolean::New(env, s.ready));
   o.Set("dirty", Napi::Boolean::New(env, s.dirty));
+  // Lost writes: every use is refused, so `dirty`/ownerDied promise nothing.
+  o.Set("broken", Napi::Boolean::New(env, s.broken));
+  o.Set("samePidNamespace", Napi::Boolean::New(env, s.same_pid_ns));
   o.Set("holderPid", Napi::Number::New(env, s.holder_pid));
   o.Set("holderTid", Napi::Number::New(env, s.holder_tid));
   o.Set("acquiredAt", Napi::Number::New(env, static_cast<double>(s.acquired_at_ms)));
@@ -239,17 +282,7 @@ static Napi::Object Snapshot(Napi::Env env, const SharedRegion::Snapshot& s) {
 Napi::Value SharedMutexObject::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!Usable(env)) return env.Undefined();
-  RegionHeader* h = region().header();
-  SharedRegion::Snapshot s{};
-  s.data_size = h->data_size;
-  s.token = h->token.load();
-  s.ready = h->ready.load() != 0;
-  s.dirty = h->dirty.load() != 0;
-  s.holder_pid = h->holder_pid.load();
-  s.holder_tid = h->holder_tid.load();
-  s.acquired_at_ms = h->acquired_at_ms.load();
-  std::memcpy(s.abi, h->abi, sizeof(s.abi));
-  s.abi[sizeof(s.abi) - 1] = 0;
+  SharedRegion::Snapshot s = region().snapshot();
   return Snapshot(env, s);
 }
 

@@ -23,6 +23,9 @@ class SharedMutexObject : public Napi::ObjectWrap<SharedMutexObject> {
   static Napi::Value FastTryLock(const Napi::CallbackInfo& info);
   static Napi::Value FastLockSync(const Napi::CallbackInfo& info);
   static Napi::Value FastUnlock(const Napi::CallbackInfo& info);
+  // A grant as JS sees it: token * 2 + ownerDied, a Number or past 2^52 a BigInt.
+  static Napi::Value GrantValue(Napi::Env env, const Grant& grant);
+  static Napi::Object RegionCodes(Napi::Env env);
 
   explicit SharedMutexObject(const Napi::CallbackInfo& info);
   ~SharedMutexObject() override;

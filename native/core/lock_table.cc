@@ -156,7 +156,7 @@ Status LockTable::open(const std::string& region, int mode, int32_t thread_id) {
   std::string path = "/dev/shm/" + region;
   struct stat sb;
   if (lstat_path(path, &sb) == 0 && sb.st_uid != geteuid()) return Status{kIncompatible, "open"};
-  Status st = region_.open(region, sizeof(TableState), mode);
+  Status st = region_.open(region, sizeof(TableState), mode, false, RegionKind::kLockTable);
   if (!st.ok()) return st;
   if (lstat_path(path, &sb) != 0 || sb.st_uid != geteuid()) {
     region_.unmap();

@@ -74,7 +74,7 @@ HolderRecord* Semaphore::record(uint32_t i) const {
 Status Semaphore::open(const std::string& name, uint32_t permits, int mode) {
   if (permits < 1 || permits > kMaxPermits) return Status{-EINVAL, "semget"};
   permits_ = permits;
-  Status st = region_.open(name, data_size_for(permits), mode);
+  Status st = region_.open(name, data_size_for(permits), mode, false, RegionKind::kSemaphore);
   if (st.ok()) st = set_up(mode);
   if (!st.ok()) region_.unmap();
   return st;
@@ -287,8 +287,8 @@ Status Semaphore::unlink(const std::string& name) {
   if (fd >= 0) {
     RegionHeader rh;
     SemaphoreHeader sh;
-    bool ours = pread(fd, &rh, sizeof(rh), 0) == static_cast<ssize_t>(sizeof(rh)) && rh.header_size <= 4096 &&
-                pread(fd, &sh, sizeof(sh), rh.header_size) == static_cast<ssize_t>(sizeof(sh)) &&
+    bool ours = pread(fd, &rh, sizeof(rh), 0) == static_cast<ssize_t>(sizeof(rh)) && rh.data_offset <= 4096 &&
+                pread(fd, &sh, sizeof(sh), static_cast<off_t>(rh.data_offset)) == static_cast<ssize_t>(sizeof(sh)) &&
                 sh.magic == kSemMagic && sh.ready.load() == 1;
     ::close(fd);
     semid_ds ds;

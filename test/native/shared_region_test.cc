@@ -18,7 +18,11 @@
 using interlock::Grant;
 using interlock::kIncompatible;
 using interlock::kNoDeadline;
+using interlock::kOtherKind;
 using interlock::monotonic_ns;
+using interlock::RegionFile;
+using interlock::RegionKind;
+using interlock::RegionSpec;
 using interlock::SharedRegion;
 using interlock::Status;
 using testutil::kPromptMs;
@@ -148,6 +152,33 @@ TEST(foreign_regions_refused) {
   CHECK_EQ(SharedRegion::peek("interlock-native-missing", &snap).error, -ENOENT);
 }
 
+// Another kind reuses RegionFile with its own state: its init runs once, at
+// creation, and a region of one kind is never opened as the other.
+TEST(kinds_share_the_machinery_but_not_regions) {
+  struct Counter {
+    uint64_t value;
+  };
+  ShmName n("kind");
+  RegionSpec spec{RegionKind::kSemaphore, sizeof(Counter), 8, 0600, false};
+  auto init = [](void* state, void* arg) {
+    static_cast<Counter*>(state)->value = *static_cast<uint64_t*>(arg);
+    return Status{};
+  };
+  uint64_t five = 5, six = 6;
+  RegionFile a, b;
+  CHECK_EQ(a.open(n.name(), spec, init, &five).error, 0);
+  CHECK_EQ(b.open(n.name(), spec, init, &six).error, 0);  // already made: no init
+  CHECK_EQ(static_cast<Counter*>(b.state())->value, 5u);
+  CHECK_EQ(b.data_size(), 8u);
+  SharedRegion m;
+  CHECK_EQ(m.open(n.name(), 8, 0600).error, kOtherKind);
+  SharedRegion::Snapshot snap;
+  CHECK_EQ(SharedRegion::peek(n.name(), &snap).error, kOtherKind);
+  ShmName mutex("kind-mutex");
+  CHECK_EQ(m.open(mutex.name(), 8, 0600).error, 0);
+  CHECK_EQ(b.open(mutex.name(), spec, init, &six).error, kOtherKind);
+}
+
 // A crash can leave the file all zero (after ftruncate) or with a header but
 // no ready flag; the next opener must make it afresh.
 TEST(half_made_regions_are_redone) {
@@ -172,10 +203,10 @@ TEST(half_made_regions_are_redone) {
   CHECK_EQ(g.token, 3u);
   // Header written, mutex garbage, never marked ready: redone from zero.
   r.header()->ready.store(0);
-  std::memset(static_cast<void*>(&r.header()->mutex), 0xff, sizeof(pthread_mutex_t));
+  std::memset(static_cast<void*>(&r.state()->mutex), 0xff, sizeof(pthread_mutex_t));
   r.unmap();
   CHECK_EQ(r.open(n.name(), 16, 0600).error, 0);
-  CHECK_EQ(r.header()->token.load(), 0u);
+  CHECK_EQ(r.state()->token.load(), 0u);
   CHECK_EQ(r.try_lock(&g, &busy).error, 0);
   CHECK(!busy);
   CHECK_EQ(g.token, 1u);
@@ -186,12 +217,12 @@ TEST(half_made_regions_are_redone) {
 // flock gets in when the kernel drops it, and redoes the region.
 TEST(crash_mid_init_is_redone_by_next_opener) {
   ShmName n("crash");
-  uint64_t magic;
+  uint8_t first[16];  // magic, layout version, kind: a creator's first stores
   {
     ShmName model("model");
     SharedRegion m;
     CHECK_EQ(m.open(model.name(), 16, 0600).error, 0);
-    magic = m.header()->magic;
+    std::memcpy(first, m.header(), sizeof(first));
   }
   int ready[2];
   CHECK_EQ(pipe(ready), 0);
@@ -199,7 +230,7 @@ TEST(crash_mid_init_is_redone_by_next_opener) {
     int fd = ::open(n.path().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0 || flock(fd, LOCK_EX) != 0) _exit(3);
     if (ftruncate(fd, static_cast<off_t>(SharedRegion::region_size(16))) != 0) _exit(4);
-    if (pwrite(fd, &magic, sizeof(magic), 0) != sizeof(magic)) _exit(5);
+    if (pwrite(fd, first, sizeof(first), 0) != sizeof(first)) _exit(5);
     send_byte(ready[1]);
     for (;;) pause();
   });
@@ -464,7 +495,7 @@ uint64_t race_children(const std::string& name, bool locked, int children, int r
   CHECK_EQ(r.open(name, sizeof(uint64_t), 0600).error, 0);
   uint64_t count;
   std::memcpy(&count, r.data(), sizeof(count));
-  if (locked) CHECK_EQ(r.header()->token.load(), static_cast<uint64_t>(children) * rounds);
+  if (locked) CHECK_EQ(r.state()->token.load(), static_cast<uint64_t>(children) * rounds);
   return count;
 }
 
