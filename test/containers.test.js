@@ -31,10 +31,13 @@ function u64(value) {
 
 /** Runs `code` in a fresh node (under `wrap`, e.g. unshare) and returns what it printed as JSON. */
 function runNode(code, wrap = []) {
-  const args = [...wrap, process.execPath, '-e', code];
-  const r = spawnSync(args[0], args.slice(1), { cwd: ROOT, encoding: 'utf8', timeout: 20000 });
-  return { status: r.status, stderr: r.stderr, out: r.stdout.trim() === '' ? null : JSON.parse(r.stdout) };
+  return runNode.raw([...wrap, process.execPath, '-e', code]);
 }
+runNode.raw = (args, timeout = 20000) => {
+  const r = spawnSync(args[0], args.slice(1), { cwd: ROOT, encoding: 'utf8', timeout, maxBuffer: 1 << 20 });
+  const out = r.stdout.trim() === '' ? null : JSON.parse(r.stdout);
+  return { status: r.status, signal: r.signal, stderr: r.stderr, out };
+};
 
 /** Node code that opens region `name` and prints what happened. */
 const tryOpen = (name) => `
@@ -153,6 +156,166 @@ describe('shared regions in containers', () => {
       e.release();
       await other.end();
       m.close();
+    });
+  });
+
+  describe('a full /dev/shm (pages reserved at creation)', () => {
+    it('a region that does not fit is LockError ENOSPC with syscall and path, its name removed, no SIGBUS', function () {
+      this.timeout(30000);
+      const code = `
+        const fs = require('node:fs');
+        const { SharedMutex } = require(${JSON.stringify(ROOT)});
+        const out = {};
+        try {
+          new SharedMutex('too-big', { dataSize: 1024 * 1024 });
+          out.big = 'opened';
+        } catch (err) {
+          out.big = { name: err.name, code: err.code, syscall: err.syscall, path: err.path };
+        }
+        out.left = fs.existsSync('/dev/shm/too-big');
+        const m = new SharedMutex('fits', { dataSize: 1024 }); // the control: a region that fits works
+        m.data[1023] = 7;
+        m.acquireSync().release();
+        out.small = m.data[1023];
+        console.log(JSON.stringify(out));`;
+      const script = `mount -t tmpfs -o size=64k tmpfs /dev/shm && exec "$0" -e "$1"`;
+      const r = runNode.raw(['unshare', '-m', 'sh', '-c', script, process.execPath, code]);
+      if (r.status !== 0 && /mount|unshare/.test(r.stderr) && r.out === null && r.signal === null) {
+        console.log(`      skipped: no private mount namespace with a small tmpfs here: ${r.stderr.trim()}`);
+        this.skip(); // needs CAP_SYS_ADMIN; the reason is printed above
+      }
+      assert.equal(r.signal, null, `the process died of ${r.signal}: ${r.stderr}`);
+      assert.deepEqual(r.out, {
+        big: { name: 'LockError', code: 'ENOSPC', syscall: 'posix_fallocate', path: '/dev/shm/too-big' },
+        left: false,
+        small: 7,
+      });
+    });
+  });
+
+  describe('the fault guard', () => {
+    it('more than 4,096 regions mapped in one process: the last one truncated is an error, not SIGBUS', function () {
+      this.timeout(60000);
+      const prefix = `ilt-${process.pid}-many-`;
+      const code = `
+        const fs = require('node:fs');
+        const { SharedMutex } = require(${JSON.stringify(ROOT)});
+        const all = [];
+        for (let i = 0; i < 4100; i++) all.push(new SharedMutex('${prefix}' + i));
+        const last = all[all.length - 1];
+        fs.truncateSync('/dev/shm/${prefix}4099', 0);
+        let got;
+        try {
+          last.acquireSync({ timeout: 1000 });
+          got = 'acquired';
+        } catch (err) {
+          got = err.code;
+        }
+        for (let i = 0; i < 4100; i++) fs.rmSync('/dev/shm/${prefix}' + i, { force: true });
+        console.log(JSON.stringify({ got, first: all[0].tryAcquire() !== null }));`;
+      try {
+        const r = runNode.raw([process.execPath, '-e', code], 60000);
+        assert.equal(r.signal, null, `the process died of ${r.signal}: ${r.stderr}`);
+        assert.deepEqual(r.out, { got: 'ERR_INCOMPATIBLE_REGION', first: true }, r.stderr);
+      } finally {
+        for (const f of fs.readdirSync('/dev/shm'))
+          if (f.startsWith(prefix)) fs.rmSync(`/dev/shm/${f}`, { force: true });
+      }
+    });
+
+    it('the file cut under a holder mid-section: release() says writes were lost, the mutex is free, everyone hears "broken"', async () => {
+      const name = uniqueName('cut');
+      const size = 8192;
+      const mapper = new SharedMutex(name, { dataSize: size }); // another user, mapped before the cut
+      const holder = await holderProcess();
+      await holder.do(`open ${name} ${size}`, 'opened');
+      await holder.do('sync', 'held');
+      fs.truncateSync(shm(name), 4096); // the header page survives, the end of data does not
+      await holder.do('bytes 9', 'bytes'); // writes the last byte: past the end of the file now
+      const released = await holder.ask('release', 'released');
+      assert.deepEqual([released.tag, released.code], ['error', 'ERR_INCOMPATIBLE_REGION'], JSON.stringify(released));
+      assert.match(released.message, /writes to its data may be lost/);
+      assert.equal(SharedMutex.inspect(name).broken, true);
+      // Not left locked (that would be ETIMEDOUT), and not usable either.
+      assert.throws(() => mapper.acquireSync({ timeout: 3000 }), {
+        code: 'ERR_INCOMPATIBLE_REGION',
+        message: /broken/,
+      });
+      assert.throws(() => mapper.tryAcquire(), { code: 'ERR_INCOMPATIBLE_REGION' });
+      const again = await holder.ask('sync', 'held');
+      assert.deepEqual([again.tag, again.code], ['error', 'ERR_INCOMPATIBLE_REGION'], JSON.stringify(again));
+      await holder.end();
+      mapper.close();
+    });
+  });
+
+  describe('the robust-list walk limit (2,048 per thread)', () => {
+    it('the 2,049th SharedMutex one thread holds is refused (ENOLCK); after its death all 2,048 report ownerDied', async function () {
+      this.timeout(60000);
+      const prefix = `ilt-${process.pid}-robust-`;
+      const code = `
+        const { SharedMutex } = require(${JSON.stringify(ROOT)});
+        const held = [];
+        let refused = null;
+        for (let i = 0; i < 2049; i++) {
+          try {
+            held.push(new SharedMutex('${prefix}' + i).acquireSync());
+          } catch (err) {
+            refused = { i, code: err.code };
+          }
+        }
+        console.log(JSON.stringify({ held: held.length, refused }));
+        process.kill(process.pid, 'SIGKILL');`;
+      try {
+        const r = runNode.raw([process.execPath, '-e', code], 60000);
+        assert.equal(r.signal, 'SIGKILL', r.stderr);
+        assert.deepEqual(r.out, { held: 2048, refused: { i: 2048, code: 'ENOLCK' } });
+        for (const i of [0, 1, 1024, 2047]) {
+          const m = new SharedMutex(`${prefix}${i}`);
+          const h = m.tryAcquire();
+          assert.ok(h !== null, `region ${i} still locked by the dead thread`);
+          assert.equal(h.ownerDied, true, `region ${i}`);
+          h.release();
+          m.close();
+        }
+      } finally {
+        for (const f of fs.readdirSync('/dev/shm'))
+          if (f.startsWith(prefix)) fs.rmSync(`/dev/shm/${f}`, { force: true });
+      }
+    });
+  });
+
+  describe('regions of other users', () => {
+    it('owned by another uid (0666): refused with EACCES naming the owner; allowForeignOwner with a matching mode opens it', function () {
+      if (process.getuid() !== 0) {
+        console.log('      skipped: needs root to give a region to uid 65534');
+        this.skip(); // the reason is printed above
+      }
+      const name = uniqueName('squat');
+      new SharedMutex(name, { mode: 0o666 }).close();
+      fs.chownSync(shm(name), 65534, 65534); // as if uid 65534 had squatted the name first
+      fs.chmodSync(shm(name), 0o666);
+      assert.throws(() => new SharedMutex(name), {
+        name: 'LockError',
+        code: 'EACCES',
+        errno: -13,
+        syscall: 'open',
+        path: shm(name),
+        message: /owned by uid 65534.*allowForeignOwner/,
+      });
+      assert.throws(() => new SharedMutex(name, { allowForeignOwner: true }), {
+        code: 'EACCES',
+        message: /mode 0666, writable by users that options.mode 0600 excludes/,
+      });
+      const shared = new SharedMutex(name, { allowForeignOwner: true, mode: 0o666 });
+      shared.tryAcquire().release();
+      shared.close();
+      // Our own region, made wider than the mode we now ask for, is refused too.
+      const mine = uniqueName('wide');
+      new SharedMutex(mine, { mode: 0o600 }).close();
+      fs.chmodSync(shm(mine), 0o622);
+      assert.throws(() => new SharedMutex(mine), { code: 'EACCES', message: /mode 0622/ });
+      assert.throws(() => new SharedMutex('x', { allowForeignOwner: 1 }), { code: 'ERR_INVALID_ARG_TYPE' });
     });
   });
 
