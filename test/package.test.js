@@ -64,7 +64,8 @@ describe('npm pack contents', function () {
   it('ships binding.gyp and every native source, so a build from source works', () => {
     const sources = nativeSources();
     assert.ok(sources.length > 10, `native sources found: ${sources.length}`);
-    for (const f of ['binding.gyp', 'package.json', 'README.md', ...sources]) assert.ok(files.includes(f), f);
+    for (const f of ['binding.gyp', 'package.json', 'README.md', 'LICENSE', ...sources])
+      assert.ok(files.includes(f), f);
     const gyp = fs.readFileSync(path.join(root, 'binding.gyp'), 'utf8');
     for (const src of gyp.match(/native\/[\w/]+\.cc/g)) assert.ok(files.includes(src), `${src} from binding.gyp`);
   });
