@@ -23,9 +23,20 @@ function threadCount() {
   return fs.readdirSync('/proc/self/task').length;
 }
 
-/** Open fds of this process, from /proc/self/fd. */
+/**
+ * Open fds of this process on files, from /proc/self/fd. The runtime's own
+ * event plumbing (sockets, pipes, epoll and eventfd inodes) is left out: Bun
+ * opens and closes such fds around spawnSync after it returns, so counting
+ * them would make the count drift; the addon opens only files and /dev/shm.
+ */
 function fdCount() {
-  return fs.readdirSync('/proc/self/fd').length;
+  let n = 0;
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith('/')) n++;
+    } catch {} // closed since the listing: it is not open
+  }
+  return n;
 }
 
 /** fds of this process that point at `file`. */
@@ -38,6 +49,19 @@ function fdsOn(file) {
     } catch {}
   }
   return n;
+}
+
+/** The runtime running the tests, with its version: "Node 22.23.5", "Bun 1.4.5". */
+function runtime() {
+  if (process.versions.bun) return `Bun ${process.versions.bun}`;
+  if (process.versions.deno) return `Deno ${process.versions.deno}`;
+  return `Node ${process.versions.node}`;
+}
+
+/** Skips the running test (mocha's `this`), printing the runtime and why. */
+function skipBecause(ctx, reason) {
+  console.log(`      skipped on ${runtime()}: ${reason}`);
+  ctx.skip();
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -192,6 +216,8 @@ module.exports = {
   threadCount,
   fdCount,
   fdsOn,
+  runtime,
+  skipBecause,
   sleep,
   waitFor,
   within,

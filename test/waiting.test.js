@@ -17,9 +17,25 @@ const {
   waitFor,
   holdFlock,
   readFileMedian,
+  skipBecause,
 } = require('./helpers');
 
 const POOL_SIZE = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+
+/**
+ * fs-ext, or a skip when it cannot load: it is a NODE_MODULE_VERSION addon
+ * (not Node-API), built by npm for the Node that installed it, so other
+ * Node majors, Bun and Deno refuse it. Any other load failure fails.
+ */
+function loadFsExt(ctx) {
+  try {
+    return require('fs-ext');
+  } catch (err) {
+    if (!/NODE_MODULE_VERSION/.test(err.message)) throw err;
+    const [built, needed] = [...err.message.matchAll(/NODE_MODULE_VERSION (\d+)/g)].map((m) => m[1]);
+    skipBecause(ctx, `fs-ext is built for NODE_MODULE_VERSION ${built}, this runtime loads ${needed ?? 'another'}`);
+  }
+}
 
 describe('many waiters', () => {
   let dir;
@@ -41,8 +57,10 @@ describe('many waiters', () => {
     // Shows the latency check below can fail: this is the bug interlock avoids.
     // fs-ext is not context-aware: in a Worker it queues on the main thread's
     // loop and its callback crashes the process, so it runs on the main thread only.
-    if (!isMainThread) this.skip(); // fs-ext crashes inside a Worker (not context-aware); the main-thread run covers it
-    const fsExt = require('fs-ext');
+    if (!isMainThread) {
+      skipBecause(this, 'fs-ext crashes inside a Worker (not context-aware); the main-thread run covers it');
+    }
+    const fsExt = loadFsExt(this);
     const file = path.join(dir, 'control.lock');
     const holder = await holdFlock(file);
     holders.push(holder);
