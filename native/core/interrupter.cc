@@ -1,5 +1,7 @@
 #include "interrupter.h"
 
+#include "clock.h"
+
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -73,12 +75,26 @@ bool Interrupter::works() {
     Interrupter probe;
     if (!probe.ok()) return;
     bool was_blocked = unblock_interrupt_signal();
-    timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    probe.arm_at(int64_t{now.tv_sec} * 1000000000 + now.tv_nsec + kRepeatNs);
-    timespec nap = {0, 50 * kRepeatNs}, left = {};
-    ok = nanosleep(&nap, &left) != 0 && errno == EINTR;
-    probe.disarm();
+    // A sleep that outlived its length says nothing: on a loaded machine the
+    // thread may not run again until after both the tick and the sleep's end,
+    // and nanosleep then returns 0 though ticks do interrupt (seen under CPU
+    // load, 80-300 ms for a 50 ms nap). Only a nap that ended on time without
+    // EINTR shows that ticks do not (qemu-user, at the first try). A late one
+    // is retried with twice the nap, so the tick has longer to get the thread
+    // back on a CPU; after 3 s of naps all late, polling is the safe answer.
+    for (long nap_ns = 50 * kRepeatNs; nap_ns <= 1600 * kRepeatNs; nap_ns *= 2) {
+      int64_t start = monotonic_ns();
+      probe.arm_at(start + kRepeatNs);
+      timespec nap = {nap_ns / 1000000000, nap_ns % 1000000000}, left = {};
+      bool interrupted = nanosleep(&nap, &left) != 0 && errno == EINTR;
+      int64_t slept = monotonic_ns() - start;
+      probe.disarm();
+      if (interrupted) {
+        ok = true;
+        break;
+      }
+      if (slept < nap_ns + nap_ns / 2) break;  // on time, never interrupted
+    }
     if (was_blocked) block_interrupt_signal();
   });
   return ok;
