@@ -25,15 +25,19 @@ const POOL_SIZE = Number(process.env.UV_THREADPOOL_SIZE) || 4;
 /**
  * fs-ext, or a skip when it cannot load: it is a NODE_MODULE_VERSION addon
  * (not Node-API), built by npm for the Node that installed it, so other
- * Node majors, Bun and Deno refuse it. Any other load failure fails.
+ * Node majors and Bun refuse it, and Deno loads no such addon at all. Any
+ * other load failure fails.
  */
 function loadFsExt(ctx) {
   try {
     return require('fs-ext');
   } catch (err) {
-    if (!/NODE_MODULE_VERSION/.test(err.message)) throw err;
     const [built, needed] = [...err.message.matchAll(/NODE_MODULE_VERSION (\d+)/g)].map((m) => m[1]);
-    skipBecause(ctx, `fs-ext is built for NODE_MODULE_VERSION ${built}, this runtime loads ${needed ?? 'another'}`);
+    if (built) skipBecause(ctx, `fs-ext is built for NODE_MODULE_VERSION ${built}, this runtime loads ${needed}`);
+    if (/legacy Node\.js native addon API/.test(err.message)) {
+      skipBecause(ctx, 'fs-ext is not a Node-API addon, and only Node-API addons load here');
+    }
+    throw err;
   }
 }
 
