@@ -145,7 +145,25 @@ if (config.stopWithStdin) {
 process.on('uncaughtException', fatal);
 process.on('unhandledRejection', fatal);
 
+/**
+ * A free port, found by binding port 0 and letting it go. Bun's node:cluster
+ * does not share a port-0 listener (each process would get its own port):
+ * its processes share a fixed port through SO_REUSEPORT instead, so under
+ * Bun the primary picks the port. Another program could take it in between.
+ */
+function freePort(host) {
+  return new Promise((resolve, reject) => {
+    const probe = require('node:net').createServer();
+    probe.on('error', reject);
+    probe.listen(0, host, () => {
+      const { port: free } = probe.address();
+      probe.close(() => resolve(free));
+    });
+  });
+}
+
 async function main() {
+  if (config.port === 0 && process.versions.bun) config.port = await freePort(config.host);
   // The primary clears the counter (creating a SharedMutex region or the
   // Redis key) before any process starts.
   counter = await openCounter(config);
