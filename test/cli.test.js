@@ -436,12 +436,14 @@ describe('interlock CLI beside flock(1)', function () {
       await h.release();
     }
     const file = path.join(dir, 'fd');
-    const env = { ...process.env, F: file, NODE: process.execPath, CLI };
+    // Deno runs a script only with `run` and permissions (from JS, its spawn adds them).
+    const NODE_ARGS = process.versions.deno ? 'run -A' : '';
+    const env = { ...process.env, F: file, NODE: process.execPath, NODE_ARGS, CLI };
     const sh = (script) => run('sh', ['-c', script], { env }).then((r) => r.out);
     // The lock stays on the shell's fd after interlock exits, until -u.
     assert.equal(
       await sh(
-        'exec 9>"$F"; "$NODE" "$CLI" 9; flock -n "$F" true; echo $?; "$NODE" "$CLI" -u 9; flock -n "$F" true; echo $?',
+        'exec 9>"$F"; "$NODE" $NODE_ARGS "$CLI" 9; flock -n "$F" true; echo $?; "$NODE" $NODE_ARGS "$CLI" -u 9; flock -n "$F" true; echo $?',
       ),
       '1\n0\n',
     );
@@ -470,8 +472,10 @@ describe('interlock status', () => {
     assert.ok(await queued(file), 'the waiter never showed in /proc/locks');
     const text = await status(file);
     assert.equal(text.code, 1);
-    assert.match(text.out, new RegExp(`held\\n  holder  pid ${h.pid} +exclusive  flock `));
-    assert.match(text.out, new RegExp(`\\n  waiter  pid ${w.child.pid} +exclusive  flock ${file} true\\n`));
+    // argv[0] as the spawner wrote it: Node passes `flock`, Deno the path it resolved.
+    const flock = '(?:\\S*/)?flock';
+    assert.match(text.out, new RegExp(`held\\n  holder  pid ${h.pid} +exclusive  ${flock} `));
+    assert.match(text.out, new RegExp(`\\n  waiter  pid ${w.child.pid} +exclusive  ${flock} ${file} true\\n`));
     const { code, out } = await status(file, true);
     assert.equal(code, 1);
     assert.equal(out.path, file);

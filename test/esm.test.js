@@ -31,6 +31,10 @@ describe('package entry points (ESM and CJS)', () => {
     project = tmpDir('interlock-consumer-');
     fs.mkdirSync(path.join(project, 'node_modules'));
     fs.symlinkSync(root, path.join(project, 'node_modules', 'interlock'), 'dir');
+    // Listed as a user's project would: Deno resolves bare imports of a
+    // fresh process only through a package.json that names them.
+    const manifest = { name: 'consumer', private: true, dependencies: { interlock: pkg.version } };
+    fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify(manifest));
     fs.writeFileSync(path.join(project, 'load.mjs'), "export const load = () => import('interlock');\n");
   });
 

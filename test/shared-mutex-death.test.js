@@ -147,6 +147,11 @@ describe('SharedMutex owner death', function () {
     }
     await sleep(30); // the waits are blocked in the kernel now
     await within(Promise.all(waiters.map((w) => w.worker.terminate())), 5000, 'terminate() of waiting workers');
+    if (process.versions.deno) {
+      // Deno's terminate() resolves before the worker has stopped: released
+      // now, a dying waiter could still be granted it. Gone means its threads are.
+      await waitFor(() => threadCount() <= threads, 5000);
+    }
     assert.equal(m.info().holderPid, process.pid, 'we still hold it');
     ours.release();
     await sleep(20);
