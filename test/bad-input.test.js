@@ -6,9 +6,8 @@
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { execFile } = require('node:child_process');
 const { FileLock, LockError, flock, flockSync } = require('..');
-const { tmpDir, fdCount, othersCanLock, FIXTURES } = require('./helpers');
+const { tmpDir, fdCount, othersCanLock, execAsNobody } = require('./helpers');
 
 const { errno: E } = require('node:os').constants;
 const NOT_AN_FD = 2 ** 30; // valid as an argument, never open
@@ -154,14 +153,7 @@ describe('bad input', () => {
     const denied = path.join(tmpDir(), 'root-only.lock');
     fs.chmodSync(path.dirname(denied), 0o755);
     fs.writeFileSync(denied, '', { mode: 0o600 });
-    const stdout = await new Promise((resolve, reject) =>
-      execFile(
-        process.execPath,
-        [path.join(FIXTURES, 'acquire-denied.js'), denied],
-        { uid: 65534, gid: 65534, timeout: 10000 },
-        (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out)),
-      ),
-    );
+    const stdout = await execAsNobody('acquire-denied.js', [denied]);
     const out = JSON.parse(stdout);
     assert.equal(out.uid, 65534);
     const expected = {

@@ -185,6 +185,58 @@ function killChildren() {
 
 process.on('exit', killChildren);
 
+const NOBODY = 65534;
+let forNobody = null; // { exec, fixtures }, made once per process
+
+/** Whether uid 65534 can `test -flag` the path (reach it through every directory). */
+const nobodyCan = (flag, file) => spawnSync('test', [flag, file], { uid: NOBODY, gid: NOBODY }).status === 0;
+
+/**
+ * The runtime and fixtures as uid 65534 can reach them. A checkout under
+ * /root (the usual place as root in a container) is closed to other users,
+ * and so are runtimes cached inside it: then the package (package.json,
+ * dist/, the addon, node-gyp-build), the fixtures and the runtime are
+ * copied once to a temp dir everyone may read.
+ */
+function reachableByNobody() {
+  if (forNobody) return forNobody;
+  const root = path.join(__dirname, '..');
+  forNobody = { exec: process.execPath, fixtures: FIXTURES };
+  if (!nobodyCan('-x', process.execPath)) {
+    const bin = tmpDir('interlock-runtime-');
+    forNobody.exec = path.join(bin, path.basename(process.execPath));
+    fs.copyFileSync(process.execPath, forNobody.exec);
+    fs.chmodSync(forNobody.exec, 0o755);
+    fs.chmodSync(bin, 0o755);
+  }
+  if (!nobodyCan('-r', path.join(FIXTURES, 'hold.js'))) {
+    const copy = tmpDir('interlock-package-');
+    for (const part of [
+      'package.json',
+      'dist',
+      'build/Release/interlock.node',
+      'node_modules/node-gyp-build',
+      'test/fixtures',
+    ]) {
+      fs.cpSync(path.join(root, part), path.join(copy, part), { recursive: true });
+    }
+    fs.chmodSync(copy, 0o755);
+    forNobody.fixtures = path.join(copy, 'test', 'fixtures');
+  }
+  return forNobody;
+}
+
+/** Runs test/fixtures/<name> as uid 65534 (we must be root); resolves its stdout. */
+function execAsNobody(name, args, { timeout = 10000 } = {}) {
+  const { exec, fixtures } = reachableByNobody();
+  const { execFile } = require('node:child_process');
+  return new Promise((resolve, reject) =>
+    execFile(exec, [path.join(fixtures, name), ...args], { uid: NOBODY, gid: NOBODY, timeout }, (err, out, errOut) =>
+      err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out),
+    ),
+  );
+}
+
 /**
  * Thread count once it has stopped changing: wait threads linger ~200 ms
  * after their last wait, so a baseline taken too early would include them.
@@ -229,6 +281,7 @@ module.exports = {
   FIXTURES,
   startTracked,
   startFixture,
+  execAsNobody,
   killChildren,
   settledThreadCount,
   unlinkSemaphores,

@@ -6,9 +6,9 @@
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { execFile, execFileSync } = require('node:child_process');
+const { execFileSync } = require('node:child_process');
 const { FileLock, SharedMutex } = require('..');
-const { tmpDir, fdCount, holdFlock, othersCanLock, killChildren, FIXTURES } = require('./helpers');
+const { tmpDir, fdCount, holdFlock, othersCanLock, killChildren, execAsNobody } = require('./helpers');
 const { uniqueName, cleanupNames, holderProcess } = require('./fixtures/mutex-driver');
 
 const { errno: E } = require('node:os').constants;
@@ -253,14 +253,7 @@ describe('hostile files', () => {
       const readable = path.join(dir, 'readable.lock');
       fs.writeFileSync(readable, '', { mode: 0o644 });
       const missing = path.join(dir, 'missing.lock');
-      const stdout = await new Promise((resolve, reject) =>
-        execFile(
-          process.execPath,
-          [path.join(FIXTURES, 'hostile-other-user.js'), name, readable, missing],
-          { uid: 65534, gid: 65534, timeout: 10000 },
-          (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out)),
-        ),
-      );
+      const stdout = await execAsNobody('hostile-other-user.js', [name, readable, missing]);
       const out = JSON.parse(stdout);
       assert.equal(out.uid, 65534);
       assert.deepEqual(out.open, sys('EACCES', shm(name)));
