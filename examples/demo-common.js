@@ -17,7 +17,10 @@ function readCounter(fd) {
 }
 
 function writeCounter(fd, value) {
-  fs.writeSync(fd, `${String(value).padStart(WIDTH - 1, '0')}\n`, 0);
+  // A buffer with offset, length and position: every runtime honours that
+  // form's position (the string form's is not honoured by every Deno).
+  const buf = Buffer.from(`${String(value).padStart(WIDTH - 1, '0')}\n`, 'latin1');
+  fs.writeSync(fd, buf, 0, buf.length, 0);
 }
 
 // The run's temp directory name doubles as the SharedMutex name (it fits
