@@ -16,8 +16,8 @@ const { emulationEvidence } = require('./support/owner-death');
 
 const ROOT = path.resolve(__dirname, '..');
 const WAITER = `
-const { FileLock } = require(process.argv[1]);
-new FileLock(process.argv[2]).acquire().then((h) => h.release());
+const { FileLock } = require(process.argv[2]);
+new FileLock(process.argv[3]).acquire().then((h) => h.release());
 process.stdout.write('waiting\\n');
 `;
 
@@ -42,7 +42,11 @@ describe('interrupt probe under CPU load', function () {
   it('waits of processes started on a busy machine block in flock(2), not poll', async function () {
     const emulated = emulationEvidence();
     if (emulated) skipBecause(this, `ticks do not interrupt waits under emulation (${emulated}): waits poll there`);
-    const file = path.join(tmpDir(), 'probe.lock');
+    const dir = tmpDir();
+    const file = path.join(dir, 'probe.lock');
+    // A file rather than -e: Deno evaluates -e code as an ES module.
+    const waiter = path.join(dir, 'waiter.cjs');
+    fs.writeFileSync(waiter, WAITER);
     const holder = await holdFlock(file);
     try {
       for (let i = 0; i < 6 * os.availableParallelism(); i++) {
@@ -51,7 +55,7 @@ describe('interrupt probe under CPU load', function () {
       await sleep(500); // the loops running before any waiter loads the addon
       // Started together, so that they load (and probe) while competing.
       const started = [];
-      for (let i = 0; i < 8; i++) started.push(startTracked(process.execPath, ['-e', WAITER, ROOT, file], 'waiting'));
+      for (let i = 0; i < 8; i++) started.push(startTracked(process.execPath, [waiter, ROOT, file], 'waiting'));
       const waiters = (await Promise.all(started.map((w) => w.started))).map((child) => child.pid);
       const all = () => waiters.every((pid) => blockedOn(file).includes(pid));
       assert.ok(await waitFor(all, 10000), `blocked in flock: ${blockedOn(file)}; waiters: ${waiters}`);
