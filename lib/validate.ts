@@ -113,6 +113,8 @@ export function validatePath(value: unknown, name: string): string | Buffer {
   else if (value instanceof URL) {
     if (value.protocol !== 'file:') throw invalidValue(name, value.href, 'must be a file: URL');
     try {
+      // Decoded here first: Bun's fileURLToPath returns '' where Node's throws.
+      decodeURIComponent(value.pathname);
       path = fileURLToPath(value);
     } catch (err) {
       // Escapes that do not decode as UTF-8 (%FF): such bytes go in a Buffer.
