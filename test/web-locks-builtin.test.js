@@ -49,7 +49,13 @@ describe("Web Locks beside Node 24's built-in navigator.locks", function () {
   }
 
   it("require('interlock/web-locks') installs the manager as navigator.locks (Node 20: no built-in)", () => {
-    assert.deepEqual(runProbe(process.execPath), { installed: true, builtin: false, name: 'probe' });
+    // Node 22 and later have a built-in navigator.locks, which builtinLocks keeps.
+    const fresh = spawnSync(process.execPath, [
+      '-e',
+      'process.stdout.write(String(globalThis.navigator?.locks !== undefined))',
+    ]);
+    const builtin = String(fresh.stdout) === 'true';
+    assert.deepEqual(runProbe(process.execPath), { installed: true, builtin, name: 'probe' });
   });
 
   it('on Node 24 it shadows the built-in navigator.locks, which stays reachable as builtinLocks', function () {
