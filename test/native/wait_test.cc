@@ -300,4 +300,34 @@ TEST(start_twice_and_join_unstarted) {
   CHECK_EQ(destroyed.load(), 2);
 }
 
+// A thread with no Interrupter (here: as when RLIMIT_SIGPENDING leaves it no
+// timer) has nothing to wake it out of flock(2): its waits must poll, so a
+// deadline and a cancel still end them. Before, this blocked for ever.
+TEST(thread_without_timer_polls) {
+  CHECK(!interlock::Interrupter::bound_here());
+  {
+    interlock::Interrupter intr;
+    CHECK_EQ(interlock::Interrupter::bound_here(), intr.ok());
+  }
+  CHECK(!interlock::Interrupter::bound_here());
+  TempDir dir;
+  std::string p = dir.file("a.lock");
+  LockFile holder(p, 0600, true);
+  bool busy;
+  CHECK_EQ(holder.try_lock(false, &busy).error, 0);
+  LockFile waiter(p, 0600, true);
+  int64_t start = monotonic_ns();
+  CHECK_EQ(waiter.lock(false, nullptr, start + 50 * 1000000).error, -ETIMEDOUT);
+  CHECK_LE(ms_since(start), 50 + kPromptMs);
+  std::atomic<bool> cancel{false};
+  std::thread canceller([&] {
+    testutil::sleep_ms(50);
+    cancel.store(true);
+  });
+  start = monotonic_ns();
+  CHECK_EQ(waiter.lock(false, &cancel, interlock::kNoDeadline).error, -ECANCELED);
+  canceller.join();
+  CHECK_LE(ms_since(start), 50 + kPromptMs);
+}
+
 TEST_MAIN()
