@@ -7,6 +7,7 @@ export type {
   FileLockOptions,
   FlockOperation,
   FlockOptions,
+  Lockable,
   LockGrantedCallback,
   LockInfo,
   LockManagerOptions,

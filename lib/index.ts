@@ -2,6 +2,7 @@ export { AbortError, LockError } from './errors';
 export { type AcquireOptions, type AcquireSyncOptions, FileLock, type FileLockOptions } from './file-lock';
 export { type FlockOperation, type FlockOptions, flock, flockSync } from './flock';
 export { LockHandle } from './handle';
+export type { Lockable } from './lock';
 export type { RegionInfo, SemaphoreInfo } from './native';
 export {
   Semaphore,

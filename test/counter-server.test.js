@@ -7,16 +7,14 @@
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const http = require('node:http');
-const net = require('node:net');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
 const { createClient } = require('redis');
 const { killChildren, skipBecause, startTracked, waitFor } = require('./helpers');
+const { serverFor } = require('./support/servers');
 
 const START = path.join(__dirname, '..', 'examples', 'counter-server', 'start.js');
 const K = 20;
 const RUNS = 5;
-const NO_REDIS = 'redis-server not installed; .ci/run installs it (or set REDIS_URL)';
 
 /** GET `url` on a fresh connection; resolves { status, body } with body parsed. */
 function get(url) {
@@ -188,11 +186,10 @@ describe('counter server example: cluster × worker threads over HTTP', function
 
     before(async function () {
       this.timeout(15000);
-      const started = process.env.REDIS_URL ? { url: process.env.REDIS_URL } : await startRedis();
-      if (started === null) {
-        // CI starts a redis-server (.ci/run): there a missing one is a failure.
-        if (process.env.CI === 'true') throw new Error(`CI=true but ${NO_REDIS}`);
-        reason = NO_REDIS;
+      // Absent outside CI: a reason to print; in CI (.ci/run starts one): a failure.
+      const started = await serverFor('redis');
+      if (typeof started === 'string') {
+        reason = started;
         return;
       }
       // A REDIS_URL that was given but does not answer fails here: no skip.
@@ -210,10 +207,7 @@ describe('counter server example: cluster × worker threads over HTTP', function
       await stopLeftovers(); // before their Redis goes away
       if (redis === null) return;
       await redis.client.close();
-      if (redis.child) {
-        redis.child.kill('SIGTERM');
-        await redis.exited;
-      }
+      await redis.stop?.('SIGTERM');
     });
 
     // 2 × 2 each: every thread loads the redis client (~0.2 s of CPU).
@@ -232,34 +226,3 @@ describe('counter server example: cluster × worker threads over HTTP', function
     }
   });
 });
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.on('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-/** Our own redis-server on a free port, or null when none is installed. */
-async function startRedis() {
-  const which = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
-  const bin = which.stdout.trim();
-  if (which.status !== 0 || bin === '') return null;
-  let lastError;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort(); // another process may take it first: retry
-    const args = ['--port', `${port}`, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
-    const server = startTracked(bin, args, 'Ready to accept connections');
-    try {
-      await server.started;
-      return { url: `redis://127.0.0.1:${port}`, child: server.child, exited: server.exited };
-    } catch (err) {
-      lastError = err;
-    }
-  }
-  throw lastError;
-}

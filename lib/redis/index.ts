@@ -1,0 +1,230 @@
+// RedisLock: a lease on one Redis primary, renewed by a watchdog while held,
+// with a fencing token from INCR on every grant. Waiters sleep on the lock's
+// release channel (and, should the holder die, until its lease runs out):
+// no polling on a fixed interval.
+import { randomBytes } from 'node:crypto';
+import { AbortError } from '../errors';
+import type { Lockable } from '../lock';
+import {
+  bounded,
+  type Grant,
+  type RemoteHandle,
+  RemoteLock,
+  type RemoteLockOptions,
+  remoteTimeoutError,
+  serverError,
+  validateName,
+  type Wait,
+} from '../remote';
+import { invalidType, outOfRange, validateObject } from '../validate';
+import { connectionOf, type RedisConnection, runScript, script } from './client';
+import { Wakeups } from './wakeups';
+
+export { type RemoteAcquireOptions, RemoteHandle } from '../remote';
+
+export interface RedisLockOptions extends RemoteLockOptions {
+  /** Lease in milliseconds, renewed every ttl/3 while held. Default 10000. */
+  ttl?: number;
+  /** Prefix of the lock's keys and channel. Default 'interlock:'. */
+  prefix?: string;
+}
+
+// KEYS: lock, token counter. ARGV: owner, ttl. The counter is read back with
+// GET so the token crosses Lua (whose numbers are doubles) as an exact string.
+const ACQUIRE = script(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('INCR', KEYS[2])
+  return {1, redis.call('GET', KEYS[2])}
+end
+return {0, redis.call('PTTL', KEYS[1])}`);
+
+// KEYS: lock. ARGV: owner, ttl.
+const RENEW = script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`);
+
+// KEYS: lock. ARGV: owner, channel. Only the holder deletes; the next
+// waiter hears of it at once.
+const RELEASE = script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], '')
+  return 1
+end
+return 0`);
+
+const MIN_TTL = 30; // the watchdog renews every ttl/3; below this, timer jitter alone loses leases
+const MAX_TTL = 2 ** 31 - 1;
+// A lease counts from the moment the renewal was sent, less a margin for
+// the server's clock running faster than ours.
+const DRIFT = 0.01;
+
+const wakeupsByClient = new WeakMap<object, Wakeups>();
+
+export class RedisLock extends RemoteLock {
+  readonly ttl: number;
+  protected readonly shared = false;
+  readonly #conn: RedisConnection;
+  readonly #wakeups: Wakeups;
+  readonly #key: string;
+  readonly #tokenKey: string;
+  readonly #channel: string;
+
+  constructor(client: unknown, name: string, options?: RedisLockOptions) {
+    const conn = connectionOf(client);
+    validateName(name);
+    const opts = validateObject(options, 'options');
+    const ttl = opts.ttl ?? 10_000;
+    if (typeof ttl !== 'number') throw invalidType('options.ttl', 'of type number', ttl);
+    if (!Number.isInteger(ttl) || ttl < MIN_TTL || ttl > MAX_TTL) {
+      throw outOfRange('options.ttl', `an integer >= ${MIN_TTL} && <= ${MAX_TTL} (milliseconds)`, ttl);
+    }
+    const prefix = opts.prefix ?? 'interlock:';
+    if (typeof prefix !== 'string') throw invalidType('options.prefix', 'of type string', prefix);
+    super('redis', name, opts);
+    this.ttl = ttl;
+    this.#conn = conn;
+    let wakeups = wakeupsByClient.get(client as object);
+    if (wakeups === undefined) {
+      wakeups = new Wakeups(conn);
+      wakeupsByClient.set(client as object, wakeups);
+    }
+    this.#wakeups = wakeups;
+    // One hash tag: in a cluster all three live on one slot.
+    this.#key = `${prefix}{${name}}`;
+    this.#tokenKey = `${this.#key}:token`;
+    this.#channel = `${this.#key}:released`;
+  }
+
+  /** Runs a script, rejecting with ERR_LOCK_SERVER when it fails or gets no reply within the ttl. */
+  #run(s: typeof ACQUIRE, keys: string[], args: string[]): Promise<unknown> {
+    const work = runScript(this.#conn.send, s, keys, args).catch((err) => {
+      throw serverError('Redis', this.name, err);
+    });
+    const deadline = performance.now() + this.ttl;
+    return bounded(
+      work,
+      { deadline, signal: undefined },
+      () => serverError('Redis', this.name, new Error(`no reply within ${this.ttl} ms`)),
+      () => {},
+      true, // a pending command keeps its socket busy; the bound itself must not hold the process
+    );
+  }
+
+  protected async grant(wait: Wait): Promise<Grant> {
+    const owner = randomBytes(16).toString('base64url');
+    const keys = [this.#key, this.#tokenKey];
+    const args = [owner, `${this.ttl}`];
+    const onTimeout = () => remoteTimeoutError(this.name, wait.timeoutMs, 'EVALSHA');
+    let woken = false;
+    let wake: () => void = () => {
+      woken = true;
+    };
+    let stop: (() => void) | undefined;
+    try {
+      for (;;) {
+        // Not cut short by the deadline or the signal: a grant that arrives
+        // after its waiter gave up is given back before the rejection.
+        const sentAt = performance.now();
+        const reply = (await this.#run(ACQUIRE, keys, args)) as unknown[];
+        const granted = Number(reply[0]) === 1;
+        const late = wait.signal?.aborted ? new AbortError(wait.signal.reason) : performance.now() >= wait.deadline;
+        if (late !== false) {
+          if (granted) await this.#ungrant(owner);
+          throw late === true ? onTimeout() : late;
+        }
+        if (granted) return this.#hold(owner, BigInt(String(reply[1])), sentAt, wait);
+        if (stop === undefined) {
+          // Listen, then look again: a release between the two is not missed.
+          stop = await bounded(
+            this.#wakeups.listen(this.#channel, () => wake()),
+            wait,
+            onTimeout,
+            (s) => s(),
+          );
+          continue;
+        }
+        // Asleep until a release is published, or the holder's lease runs
+        // out (it may have died without releasing).
+        const pttl = Number(reply[1]);
+        const sleep = new Promise<void>((resolve) => {
+          if (woken) return resolve();
+          const timer = setTimeout(resolve, pttl > 0 ? pttl + 1 : 1);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        await bounded(sleep, wait, onTimeout, () => {});
+        woken = false;
+        wake = () => {
+          woken = true;
+        };
+      }
+    } finally {
+      stop?.();
+    }
+  }
+
+  #hold(owner: string, token: bigint, sentAt: number, wait: Wait): Grant {
+    const ttl = this.ttl;
+    let expires = sentAt + ttl * (1 - DRIFT);
+    let renewTimer: NodeJS.Timeout | undefined;
+    let expiryTimer: NodeJS.Timeout | undefined;
+    let held = true;
+    const stop = () => {
+      held = false;
+      clearTimeout(renewTimer);
+      clearTimeout(expiryTimer);
+    };
+    const lose = (why: string, cause?: unknown) => {
+      stop();
+      wait.lose(why, cause);
+    };
+    // Fires late after a pause (SIGSTOP, a long GC, a blocked loop): the
+    // lease ran out meanwhile, whatever the renewal says after.
+    const armExpiry = () => {
+      clearTimeout(expiryTimer);
+      expiryTimer = setTimeout(
+        () => lose(`its ${ttl} ms lease ran out before a renewal was confirmed`),
+        expires - performance.now(),
+      );
+      expiryTimer.unref();
+    };
+    const renew = () => {
+      if (performance.now() >= expires) return lose(`its ${ttl} ms lease ran out before it could be renewed`);
+      const at = performance.now();
+      this.#run(RENEW, [this.#key], [owner, `${ttl}`]).then(
+        (reply) => {
+          if (!held) return;
+          if (Number(reply) !== 1) return lose('the key expired or another owner holds it');
+          expires = Math.max(expires, at + ttl * (1 - DRIFT));
+          armExpiry();
+          schedule();
+        },
+        () => held && schedule(), // unsure, not lost: the expiry timer decides
+      );
+    };
+    const schedule = () => {
+      renewTimer = setTimeout(renew, ttl / 3);
+      renewTimer.unref();
+    };
+    armExpiry();
+    schedule();
+    return {
+      token,
+      ungrant: async () => {
+        stop();
+        await this.#ungrant(owner);
+      },
+    };
+  }
+
+  async #ungrant(owner: string): Promise<void> {
+    await this.#run(RELEASE, [this.#key], [owner, this.#channel]);
+  }
+}
+
+true satisfies RedisLock extends Lockable<RemoteHandle> ? true : never;

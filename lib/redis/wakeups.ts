@@ -1,0 +1,99 @@
+// Waiters sleep until a release is published on the lock's channel: one
+// subscriber connection per client, one SUBSCRIBE per channel however many
+// waiters listen. A channel stays subscribed for a moment after its last
+// waiter leaves (a contended loop would otherwise pay SUBSCRIBE/UNSUBSCRIBE
+// on every wait), with the connection unreferenced so it never keeps the
+// process alive.
+import type { RedisConnection } from './client';
+
+const IDLE_MS = 2000;
+
+type Subscriber = Awaited<ReturnType<RedisConnection['subscriber']>>;
+
+export class Wakeups {
+  readonly #conn: RedisConnection;
+  #sub: Promise<Subscriber> | undefined;
+  readonly #channels = new Map<string, { waiters: Set<() => void>; ready: Promise<void> }>();
+  #listening = 0;
+  #idle: NodeJS.Timeout | undefined;
+
+  constructor(conn: RedisConnection) {
+    this.#conn = conn;
+  }
+
+  /** Calls `wake` on every release published on `channel` until the returned stop(). */
+  async listen(channel: string, wake: () => void): Promise<() => void> {
+    if (this.#idle !== undefined) clearTimeout(this.#idle);
+    this.#idle = undefined;
+    const sub = this.#subscriber();
+    let entry = this.#channels.get(channel);
+    if (entry === undefined) {
+      const waiters = new Set<() => void>();
+      const ready = sub.then((s) => s.subscribe(channel, () => this.#wake(channel)));
+      entry = { waiters, ready };
+      this.#channels.set(channel, entry);
+      ready.catch(() => {
+        if (this.#channels.get(channel) === entry) this.#channels.delete(channel);
+      });
+    }
+    entry.waiters.add(wake);
+    if (this.#listening++ === 0)
+      sub.then(
+        (s) => s.hold(true),
+        () => {},
+      );
+    let stopped = false;
+    const stop = () => {
+      if (stopped) return;
+      stopped = true;
+      entry.waiters.delete(wake);
+      if (--this.#listening === 0) this.#rest();
+    };
+    try {
+      await entry.ready;
+    } catch (err) {
+      stop();
+      throw err;
+    }
+    return stop;
+  }
+
+  #subscriber(): Promise<Subscriber> {
+    if (this.#sub === undefined) {
+      const sub = this.#conn.subscriber(() => this.#wakeAll());
+      this.#sub = sub;
+      sub.catch(() => {
+        if (this.#sub === sub) this.#sub = undefined;
+      });
+    }
+    return this.#sub;
+  }
+
+  #wake(channel: string): void {
+    for (const wake of this.#channels.get(channel)?.waiters ?? []) wake();
+  }
+
+  // A connection error may have swallowed a release: let every waiter look again.
+  #wakeAll(): void {
+    for (const { waiters } of this.#channels.values()) for (const wake of waiters) wake();
+  }
+
+  #rest(): void {
+    const sub = this.#sub;
+    sub?.then(
+      (s) => s.hold(false),
+      () => {},
+    );
+    this.#idle = setTimeout(() => {
+      this.#idle = undefined;
+      if (this.#listening > 0 || this.#sub !== sub) return;
+      this.#sub = undefined;
+      this.#channels.clear();
+      sub?.then(
+        (s) => s.close(),
+        () => {},
+      );
+    }, IDLE_MS);
+    this.#idle.unref();
+  }
+}

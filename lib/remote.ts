@@ -1,0 +1,266 @@
+// What the remote kinds (Redis, PostgreSQL) share: the handle, the acquire
+// pipeline (arguments, the optional machine-local first level, deadlines,
+// abort) and the errors. A backend only grants and ungrants.
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AbortError, LockError } from './errors';
+import { FileLock } from './file-lock';
+import type { LockHandle } from './handle';
+import {
+  invalidType,
+  invalidValue,
+  validateBoolean,
+  validateFunction,
+  validateObject,
+  validateSignal,
+  validateTimeout,
+} from './validate';
+
+export interface RemoteAcquireOptions {
+  /** Milliseconds to wait before rejecting with ETIMEDOUT. */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+/** What a backend hands back for one grant. */
+export interface Grant {
+  token: bigint;
+  /** Gives the lock back; called at most once. */
+  ungrant(): Promise<void>;
+}
+
+/** A wait's bounds, as a backend sees them. */
+export interface Wait {
+  /** performance.now() at which to give up; Infinity for none. */
+  deadline: number;
+  timeoutMs: number;
+  signal: AbortSignal | undefined;
+  /** Aborts the future handle's signal: the hold is no longer certain. */
+  lose(why: string, cause?: unknown): void;
+}
+
+export class RemoteHandle {
+  /** Fencing token: strictly larger for every later grant of this lock. */
+  readonly token: bigint;
+  /** Aborts with a LockError ERR_LOCK_LOST when the hold is no longer certain. */
+  readonly signal: AbortSignal;
+  readonly shared: boolean;
+  #ungrant: (() => Promise<void>) | undefined;
+  #released: Promise<void> | undefined;
+
+  constructor(token: bigint, shared: boolean, signal: AbortSignal, ungrant: () => Promise<void>) {
+    this.token = token;
+    this.shared = shared;
+    this.signal = signal;
+    this.#ungrant = ungrant;
+  }
+
+  get released(): boolean {
+    return this.#released !== undefined;
+  }
+
+  /** Gives the lock back. Idempotent: later calls return the same promise. */
+  release(): Promise<void> {
+    if (this.#released === undefined) {
+      const ungrant = this.#ungrant as () => Promise<void>;
+      this.#ungrant = undefined;
+      this.#released = ungrant();
+    }
+    return this.#released;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
+  }
+}
+
+export function lostError(name: string, why: string, cause?: unknown): LockError {
+  return new LockError('ERR_LOCK_LOST', `lock '${name}' lost: ${why}`, { cause });
+}
+
+/** The server failed or went away; `cause` is the client's error. */
+export function serverError(server: string, name: string, cause: unknown): LockError {
+  const detail = cause instanceof Error ? cause.message : String(cause);
+  return new LockError('ERR_LOCK_SERVER', `${server}: ${detail} (lock '${name}')`, { cause });
+}
+
+export function remoteTimeoutError(name: string, ms: number, syscall: string): LockError {
+  return new LockError('ETIMEDOUT', `ETIMEDOUT: lock '${name}' not acquired within ${ms} ms`, {
+    errno: -110,
+    syscall,
+  });
+}
+
+/**
+ * Resolves or rejects with `work`, unless the deadline or the signal comes
+ * first; then rejects at once and hands a late result to `late` (a grant
+ * that arrives after its waiter gave up is given back, never kept).
+ */
+export function bounded<T>(
+  work: Promise<T>,
+  wait: Pick<Wait, 'deadline' | 'signal'>,
+  onTimeout: () => unknown,
+  late: (value: T) => void,
+  unref = false,
+): Promise<T> {
+  const { deadline, signal } = wait;
+  if (signal?.aborted) {
+    work.then(late, () => {});
+    return Promise.reject(new AbortError(signal.reason));
+  }
+  return new Promise<T>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    let settled = false;
+    const finish = () => {
+      settled = true;
+      if (timer !== undefined) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const giveUp = (err: unknown) => {
+      if (settled) return;
+      finish();
+      work.then(late, () => {});
+      reject(err);
+    };
+    const onAbort = () => giveUp(new AbortError(signal?.reason));
+    if (deadline !== Number.POSITIVE_INFINITY) {
+      timer = setTimeout(() => giveUp(onTimeout()), Math.max(0, deadline - performance.now()));
+      if (unref) timer.unref();
+    }
+    signal?.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        if (settled) return late(value);
+        finish();
+        resolve(value);
+      },
+      (err) => {
+        if (settled) return;
+        finish();
+        reject(err);
+      },
+    );
+  });
+}
+
+export interface RemoteLockOptions {
+  /** Queue first on a machine-local FileLock keyed by the name. */
+  local?: boolean;
+  /** Directory of the machine-local lock files (default: per user, in tmpdir). */
+  localDir?: string;
+}
+
+const MAX_NAME = 1000;
+
+export function validateName(value: unknown): string {
+  if (typeof value !== 'string') throw invalidType('name', 'of type string', value);
+  if (value.length === 0 || value.length > MAX_NAME) {
+    throw invalidValue('name', value, `must be a string of 1 to ${MAX_NAME} characters`);
+  }
+  if (value.includes('\u0000')) throw invalidValue('name', value, 'must not contain null bytes');
+  return value;
+}
+
+function defaultLocalDir(): string {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+  return join(tmpdir(), `interlock-${uid}`);
+}
+
+function localLock(kind: string, name: string, opts: Record<string, unknown>): FileLock | undefined {
+  if (!validateBoolean(opts.local, 'options.local', false)) {
+    if (opts.localDir !== undefined) throw invalidValue('options.localDir', opts.localDir, 'needs local: true');
+    return undefined;
+  }
+  let dir = defaultLocalDir();
+  if (opts.localDir !== undefined) {
+    if (typeof opts.localDir !== 'string' || opts.localDir === '') {
+      throw invalidValue('options.localDir', opts.localDir, 'must be a non-empty string');
+    }
+    dir = opts.localDir;
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Hashed: any name makes a valid file name of fixed length.
+  const digest = createHash('sha256').update(`${kind}\u0000${name}`).digest('hex').slice(0, 32);
+  return new FileLock(join(dir, `${kind}-${digest}.lock`));
+}
+
+/** The acquire pipeline of every remote kind; a subclass implements grant(). */
+export abstract class RemoteLock {
+  readonly name: string;
+  readonly #local: FileLock | undefined;
+
+  protected constructor(kind: string, name: string, opts: Record<string, unknown>) {
+    this.name = name;
+    this.#local = localLock(kind, name, opts);
+  }
+
+  protected abstract grant(wait: Wait): Promise<Grant>;
+  protected abstract readonly shared: boolean;
+
+  acquire(options?: RemoteAcquireOptions): Promise<RemoteHandle> {
+    const opts = validateObject(options, 'options');
+    const timeoutMs = validateTimeout(opts.timeout, 'options.timeout');
+    const signal = validateSignal(opts.signal, 'options.signal');
+    const site = new Error();
+    return this.#acquire(timeoutMs, signal).catch((err) => {
+      if (err instanceof Error && site.stack !== undefined) {
+        err.stack = `${err.name}: ${err.message}${site.stack.slice(site.stack.indexOf('\n'))}`;
+      }
+      throw err;
+    });
+  }
+
+  async #acquire(timeoutMs: number, signal: AbortSignal | undefined): Promise<RemoteHandle> {
+    if (signal?.aborted) throw new AbortError(signal.reason);
+    const deadline = timeoutMs < 0 ? Number.POSITIVE_INFINITY : performance.now() + timeoutMs;
+    let localHandle: LockHandle | undefined;
+    if (this.#local !== undefined) {
+      localHandle = await this.#local.acquire({ timeout: timeoutMs < 0 ? undefined : timeoutMs, signal });
+    }
+    const lost = new AbortController();
+    const lose = (why: string, cause?: unknown) => {
+      if (!lost.signal.aborted) lost.abort(lostError(this.name, why, cause));
+    };
+    try {
+      const grant = await this.grant({ deadline, timeoutMs, signal, lose });
+      return new RemoteHandle(grant.token, this.shared, lost.signal, async () => {
+        try {
+          await grant.ungrant();
+        } finally {
+          localHandle?.release();
+        }
+      });
+    } catch (err) {
+      localHandle?.release();
+      throw err;
+    }
+  }
+
+  /** Acquires, runs `fn(handle, handle.signal)`, and always releases. */
+  run<T>(
+    fn: (handle: RemoteHandle, signal: AbortSignal) => T | Promise<T>,
+    options?: RemoteAcquireOptions,
+  ): Promise<T> {
+    validateFunction(fn, 'fn');
+    return this.#run(this.acquire(options), fn);
+  }
+
+  async #run<T>(
+    acquired: Promise<RemoteHandle>,
+    fn: (handle: RemoteHandle, signal: AbortSignal) => T | Promise<T>,
+  ): Promise<T> {
+    const handle = await acquired;
+    try {
+      return await fn(handle, handle.signal);
+    } finally {
+      await handle.release();
+    }
+  }
+
+  /** Closes the machine-local lock, if any. */
+  close(): void {
+    this.#local?.close();
+  }
+}

@@ -1,0 +1,219 @@
+'use strict';
+// PgLock against a real PostgreSQL: advisory locks held by a pooled
+// connection, waits in the server's queue, lock_timeout and cancel requests,
+// the server freeing a killed holder's lock at once, a connection killed
+// under a holder and a waiter, and withTransaction's xact locks.
+const assert = require('node:assert/strict');
+const pg = require('pg');
+const { PgLock, advisoryKey } = require('interlock/postgres');
+const { LockError } = require('..');
+const { sleep, startFixture, tmpDir, waitFor, killChildren } = require('./helpers');
+const { assertExclusion, needServer, serverFor } = require('./support/servers');
+
+let seq = 0;
+const fresh = (what) => `test-${process.pid}-${what}-${++seq}`;
+
+describe('PgLock (real PostgreSQL)', function () {
+  this.timeout(20000);
+  let server = null;
+  let pool = null;
+  let other = null; // a connection of its own, to look from outside
+
+  before(async function () {
+    this.timeout(20000);
+    server = await serverFor('postgres');
+    if (typeof server === 'string') return;
+    pool = new pg.Pool({ connectionString: server.url, max: 8 });
+    other = new pg.Client(server.url);
+    await other.connect();
+  });
+
+  after(async () => {
+    killChildren();
+    await other?.end();
+    await pool?.end();
+    server?.stop?.();
+  });
+
+  beforeEach(function () {
+    needServer(this, server);
+  });
+
+  /** Whether another session could take `name` right now (and gives it back). */
+  async function freeForOthers(name) {
+    const key = advisoryKey(name);
+    const { rows } = await other.query(`SELECT pg_try_advisory_lock(${key}) AS free`);
+    if (rows[0].free) await other.query(`SELECT pg_advisory_unlock(${key})`);
+    return rows[0].free;
+  }
+
+  it('grants, tokens grow, a waiter gets it right after release, and the key is the documented hash', async () => {
+    const name = fresh('basic');
+    assert.equal(PgLock.key(name), require('node:crypto').createHash('sha256').update(name).digest().readBigInt64BE(0));
+    const lock = new PgLock(pool, name);
+    const first = await lock.acquire();
+    assert.equal(await freeForOthers(name), false);
+    let grantedAt = 0;
+    const waiter = lock.acquire().then((h) => {
+      grantedAt = performance.now();
+      return h;
+    });
+    await sleep(100);
+    assert.equal(grantedAt, 0, 'the waiter got the lock while it was held');
+    const releasedAt = performance.now();
+    await first.release();
+    const second = await waiter;
+    assert.ok(second.token > first.token, `${second.token} after ${first.token}`);
+    assert.ok(grantedAt - releasedAt < 500, `granted ${grantedAt - releasedAt} ms after release`);
+    await second[Symbol.asyncDispose]();
+    assert.equal(await freeForOthers(name), true);
+    assert.equal(pool.totalCount - pool.idleCount, 0, 'a pooled connection was not given back');
+  });
+
+  it('run(fn) passes the handle and its signal; shared holders coexist, an exclusive one waits', async () => {
+    const name = fresh('shared');
+    const shared = new PgLock(pool, name, { shared: true });
+    const seen = await shared.run(async (handle, signal) => {
+      assert.equal(signal, handle.signal);
+      const again = await shared.acquire({ timeout: 1000 });
+      const excl = await new PgLock(pool, name).acquire({ timeout: 100 }).catch((e) => e.code);
+      await again.release();
+      return excl;
+    });
+    assert.equal(seen, 'ETIMEDOUT');
+    assert.equal(await freeForOthers(name), true);
+  });
+
+  it('a Client (not a Pool) serves one hold of a name at a time', async () => {
+    const client = new pg.Client(server.url);
+    await client.connect();
+    try {
+      const lock = new PgLock(client, fresh('client'));
+      const h = await lock.acquire();
+      // Session locks are re-entrant: without the turn, this would be granted.
+      assert.equal(await lock.acquire({ timeout: 100 }).catch((e) => e.code), 'ETIMEDOUT');
+      const next = lock.acquire();
+      await h.release();
+      await (await next).release();
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('timeouts and aborts leave nothing held (checked from another session right after)', async () => {
+    const name = fresh('timeouts');
+    const lock = new PgLock(pool, name);
+    for (let i = 0; i < 10; i++) {
+      const ac = new AbortController();
+      const p = lock.acquire({ timeout: i % 2 ? 0 : undefined, signal: ac.signal });
+      if (i % 2 === 0) setImmediate(() => ac.abort());
+      const r = await p.then(
+        (h) => h,
+        (e) => e,
+      );
+      if (r instanceof Error) {
+        assert.ok(r.code === 'ETIMEDOUT' || r.code === 'ABORT_ERR', `${r.code} ${r.message}`);
+        assert.equal(await freeForOthers(name), true, `rejected (${r.code}) yet held`);
+      } else await r.release();
+    }
+    const holder = await lock.acquire();
+    const ac = new AbortController();
+    const t0 = performance.now();
+    const waits = [lock.acquire({ timeout: 100 }), lock.acquire({ signal: ac.signal })];
+    setTimeout(() => ac.abort(new Error('bye')), 50);
+    const results = await Promise.allSettled(waits);
+    assert.deepEqual(
+      results.map((r) => r.reason?.code),
+      ['ETIMEDOUT', 'ABORT_ERR'],
+    );
+    assert.ok(performance.now() - t0 < 2000, 'the cancel request did not stop the wait');
+    await holder.release();
+    assert.equal(await freeForOthers(name), true);
+    assert.equal(pool.totalCount - pool.idleCount, 0, 'a pooled connection was not given back');
+  });
+
+  it('exclusion across 4 processes and two "hosts": exact counter; the no-lock control loses updates', async function () {
+    this.timeout(60000);
+    await assertExclusion('postgres', server.url, tmpDir());
+  });
+
+  it('a SIGKILLed holder: the server frees the lock as its connection closes', async () => {
+    const name = fresh('killed');
+    const holder = startFixture('remote-holder.js', ['hold', 'postgres', server.url, name, '0'], 'held');
+    await holder.started;
+    const waiting = new PgLock(pool, name).acquire({ timeout: 5000 });
+    await sleep(50);
+    const killedAt = performance.now();
+    holder.child.kill('SIGKILL');
+    const h = await waiting;
+    const after = performance.now() - killedAt;
+    console.log(`      (granted ${after.toFixed(0)} ms after SIGKILL)`);
+    assert.ok(after < 1000, `${after} ms`);
+    await h.release();
+  });
+
+  it('the connection killed by the server mid-hold and mid-wait: ERR_LOCK_LOST, ERR_LOCK_SERVER, nothing hangs', async () => {
+    const name = fresh('terminated');
+    const own = new pg.Pool({ connectionString: server.url, max: 2 });
+    own.on('error', () => {}); // idle clients whose backend was terminated
+    try {
+      const lock = new PgLock(own, name);
+      const h = await lock.acquire();
+      const waiter = lock.acquire().catch((e) => e);
+      await sleep(100);
+      const { rows } = await other.query(
+        `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+           AND query LIKE $1`,
+        [`%pg_advisory_lock(${advisoryKey(name)})%`],
+      );
+      assert.ok(rows.length >= 2, `found ${rows.length} sessions`);
+      await other.query(`SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid`, [rows.map((r) => r.pid)]);
+      const err = await waiter;
+      assert.ok(err instanceof LockError, String(err));
+      assert.equal(err.code, 'ERR_LOCK_SERVER');
+      assert.ok(await waitFor(() => h.signal.aborted, 3000), 'the holder was not told');
+      assert.equal(h.signal.reason.code, 'ERR_LOCK_LOST');
+      await h.release().catch(() => {}); // its connection is gone; the server let go already
+      assert.equal(await freeForOthers(name), true);
+      const again = await lock.acquire({ timeout: 2000 }); // the pool recovers
+      await again.release();
+    } finally {
+      await own.end();
+    }
+  });
+
+  it('withTransaction: serialises, gives a token, and the lock ends with COMMIT or ROLLBACK', async () => {
+    const name = fresh('tx');
+    const order = [];
+    const body =
+      (id) =>
+      async ({ client, token }) => {
+        order.push(`${id}+`);
+        assert.equal(typeof token, 'bigint');
+        await client.query('SELECT pg_sleep(0.05)');
+        order.push(`${id}-`);
+        return token;
+      };
+    const [a, b] = await Promise.all([
+      PgLock.withTransaction(pool, name, body('a')),
+      PgLock.withTransaction(pool, name, body('b')),
+    ]);
+    assert.notEqual(a, b);
+    assert.ok(order.join(' ') === 'a+ a- b+ b-' || order.join(' ') === 'b+ b- a+ a-', order.join(' '));
+    assert.equal(await freeForOthers(name), true);
+    await assert.rejects(
+      PgLock.withTransaction(pool, name, () => {
+        throw new Error('boom');
+      }),
+      /boom/,
+    );
+    assert.equal(await freeForOthers(name), true);
+    // Held by a session lock elsewhere: the timeout applies.
+    const h = await new PgLock(pool, name).acquire();
+    await assert.rejects(
+      PgLock.withTransaction(pool, name, () => 1, { timeout: 50 }),
+      { code: 'ETIMEDOUT' },
+    );
+    await h.release();
+  });
+});

@@ -1,0 +1,266 @@
+'use strict';
+// RedisLock against a real redis-server: exclusion across processes (and
+// two "hosts" with their own machine-local lock dirs), the lease and its
+// watchdog, fencing after a pause, holders killed, the server killed and
+// restarted under a holder and a waiter, and timeouts/aborts that must
+// never leave the key behind.
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+const { createClient } = require('redis');
+const Redis = require('ioredis');
+const { RedisLock } = require('interlock/redis');
+const { LockError } = require('..');
+const { sleep, startFixture, tmpDir, waitFor, killChildren } = require('./helpers');
+const { assertExclusion, needServer, serverFor, startRedis } = require('./support/servers');
+
+const KEY = (name) => `interlock:{${name}}`;
+let seq = 0;
+const fresh = (what) => `test-${process.pid}-${what}-${++seq}`;
+
+async function nodeRedis(url) {
+  const client = createClient({ url, socket: { reconnectStrategy: (n) => Math.min(n * 20, 200) } });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+describe('RedisLock (real redis-server)', function () {
+  this.timeout(20000);
+  let server = null;
+  let client = null; // node-redis
+  let io = null; // ioredis
+
+  before(async function () {
+    this.timeout(15000);
+    server = await serverFor('redis');
+    if (typeof server === 'string') return;
+    client = await nodeRedis(server.url);
+    io = new Redis(server.url, { lazyConnect: true });
+    await io.connect();
+  });
+
+  after(async () => {
+    killChildren();
+    await client?.close();
+    io?.disconnect();
+    await server?.stop?.();
+  });
+
+  beforeEach(function () {
+    needServer(this, server);
+  });
+
+  for (const which of ['node-redis', 'ioredis']) {
+    it(`${which}: grants, tokens grow, the key is gone after release, a waiter is woken within a round trip`, async () => {
+      const c = which === 'node-redis' ? client : io;
+      const name = fresh('basic');
+      const lock = new RedisLock(c, name, { ttl: 1000 });
+      const first = await lock.acquire();
+      assert.equal(typeof first.token, 'bigint');
+      assert.equal(await client.exists(KEY(name)), 1);
+      let grantedAt = 0;
+      const waiter = lock.acquire().then((h) => {
+        grantedAt = performance.now();
+        return h;
+      });
+      await sleep(100);
+      assert.equal(grantedAt, 0, 'the waiter got the lock while it was held');
+      const releasedAt = performance.now();
+      await first.release();
+      const second = await waiter;
+      assert.ok(second.token > first.token, `${second.token} after ${first.token}`);
+      // Woken by the release, not by the lease running out (1000 ms).
+      assert.ok(grantedAt - releasedAt < 500, `granted ${grantedAt - releasedAt} ms after release`);
+      await second[Symbol.asyncDispose]();
+      assert.equal(second.released, true);
+      assert.equal(await client.exists(KEY(name)), 0);
+      await first.release(); // idempotent
+    });
+  }
+
+  it('run(fn) passes the handle and its signal and releases after fn, also when fn throws', async () => {
+    const name = fresh('run');
+    const lock = new RedisLock(client, name);
+    const seen = await lock.run((handle, signal) => {
+      assert.equal(signal, handle.signal);
+      return client.exists(KEY(name));
+    });
+    assert.equal(seen, 1);
+    assert.equal(await client.exists(KEY(name)), 0);
+    await assert.rejects(
+      lock.run(() => {
+        throw new Error('boom');
+      }),
+      /boom/,
+    );
+    assert.equal(await client.exists(KEY(name)), 0);
+  });
+
+  it('the watchdog keeps the lease past its ttl while held', async () => {
+    const name = fresh('watchdog');
+    const lock = new RedisLock(client, name, { ttl: 90 });
+    const h = await lock.acquire();
+    await sleep(400);
+    assert.equal(h.signal.aborted, false);
+    const pttl = await client.pTTL(KEY(name));
+    assert.ok(pttl > 0 && pttl <= 90, `pttl ${pttl}`);
+    await h.release();
+    assert.equal(await client.exists(KEY(name)), 0);
+  });
+
+  it('nothing of a hold, a wait or a lost lease keeps a process alive once the client is closed', () => {
+    // Held across renewals, waited for, lost to a paused loop; then the
+    // process must exit on its own (a leaked timer or socket would keep it).
+    const script = `
+      const { RedisLock } = require('interlock/redis');
+      const c = require('redis').createClient({ url: process.argv[1] });
+      (async () => {
+        await c.connect();
+        const lock = new RedisLock(c, process.argv[2], { ttl: 60 });
+        const h = await lock.acquire();
+        setTimeout(() => h.release(), 200);
+        const h2 = await lock.acquire();
+        const t = Date.now(); while (Date.now() - t < 150) {}
+        await new Promise((r) => setTimeout(r, 20));
+        if (!h2.signal.aborted) throw new Error('a blocked loop past the lease went unnoticed');
+        await h2.release();
+        await c.close();
+        globalThis.closedAt = Date.now();
+        process.on('exit', () => console.log('exit ' + (Date.now() - closedAt)));
+      })();`;
+    const r = spawnSync(process.execPath, ['-e', script, server.url, fresh('alive')], {
+      encoding: 'utf8',
+      timeout: 15000,
+      cwd: path.join(__dirname, '..'),
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const lingered = Number(/exit (\d+)/.exec(r.stdout)?.[1]);
+    assert.ok(lingered < 500, `exited ${lingered} ms after the client closed`);
+  });
+
+  it('timeouts and aborts leave no key behind (checked from another client right after)', async () => {
+    const name = fresh('timeouts');
+    const lock = new RedisLock(client, name, { ttl: 2000 });
+    // On a free lock, timeout 0 and an abort racing the grant: granted or rejected, never left held.
+    for (let i = 0; i < 20; i++) {
+      const ac = new AbortController();
+      const p = lock.acquire({ timeout: i % 2 ? 0 : undefined, signal: ac.signal });
+      if (i % 2 === 0) setImmediate(() => ac.abort());
+      const r = await p.then(
+        (h) => h,
+        (e) => e,
+      );
+      if (r instanceof Error) {
+        assert.ok(r.code === 'ETIMEDOUT' || r.code === 'ABORT_ERR', r.code);
+        assert.equal(await io.exists(KEY(name)), 0, `rejected (${r.code}) yet the key is held`);
+      } else await r.release();
+    }
+    // Waiters behind a holder.
+    const holder = await lock.acquire();
+    const ac = new AbortController();
+    const waits = [
+      lock.acquire({ timeout: 50 }),
+      lock.acquire({ signal: ac.signal }),
+      new RedisLock(io, name).acquire({ timeout: 80 }),
+    ];
+    setTimeout(() => ac.abort(new Error('bye')), 30);
+    const codes = (await Promise.allSettled(waits)).map((r) => r.reason?.code);
+    assert.deepEqual(codes, ['ETIMEDOUT', 'ABORT_ERR', 'ETIMEDOUT']);
+    await holder.release();
+    assert.equal(await io.exists(KEY(name)), 0);
+    const aborted = new AbortController();
+    aborted.abort();
+    await assert.rejects(lock.acquire({ signal: aborted.signal }), { name: 'AbortError' });
+  });
+
+  it('exclusion across 4 processes and two "hosts": exact counter; the no-lock control loses updates', async function () {
+    this.timeout(60000);
+    await assertExclusion('redis', server.url, tmpDir());
+  });
+
+  it('a SIGKILLed holder: the next waiter gets the lock when its lease runs out', async () => {
+    const name = fresh('killed');
+    const ttl = 600;
+    const holder = startFixture('remote-holder.js', ['hold', 'redis', server.url, name, `${ttl}`], 'held');
+    await holder.started;
+    const waiting = new RedisLock(client, name).acquire({ timeout: 5000 });
+    await sleep(50);
+    const killedAt = performance.now();
+    holder.child.kill('SIGKILL');
+    const h = await waiting;
+    const after = performance.now() - killedAt;
+    console.log(`      (granted ${after.toFixed(0)} ms after SIGKILL; ttl ${ttl} ms)`);
+    assert.ok(after <= ttl + 1000, `${after} ms`);
+    await h.release();
+  });
+
+  it('a holder paused (SIGSTOP) past its lease: the next holder gets a larger token, the stale write is refused, its signal fires on resume', async () => {
+    const name = fresh('paused');
+    const holder = startFixture('remote-holder.js', ['hold', 'redis', server.url, name, '300'], 'held');
+    await holder.started;
+    process.kill(holder.child.pid, 'SIGSTOP');
+    const next = await new RedisLock(client, name, { ttl: 5000 }).acquire({ timeout: 5000 });
+    // The new holder writes, fenced by its token.
+    await client.set(`${name}:fence`, `${next.token}`);
+    await client.set(`${name}:value`, 'fresh');
+    process.kill(holder.child.pid, 'SIGCONT');
+    const { code, out: all } = await holder.closed;
+    assert.equal(code, 0);
+    const held = BigInt(/held (\d+)/.exec(all)[1]);
+    assert.ok(next.token > held, `${next.token} after ${held}`);
+    assert.match(all, /lost ERR_LOCK_LOST refused/);
+    assert.equal(await client.get(`${name}:value`), 'fresh');
+    await next.release();
+  });
+
+  describe('server killed or restarted (a private redis-server)', () => {
+    let own = null;
+    let c = null;
+
+    beforeEach(async function () {
+      own = await startRedis();
+      if (own === null) return needServer(this, 'redis-server not installed');
+      c = await nodeRedis(own.url);
+    });
+
+    afterEach(async () => {
+      c?.destroy(); // close() would wait for a server that is gone
+      await own?.stop();
+    });
+
+    it('mid-hold, restarted: the holder signal fires with ERR_LOCK_LOST; a waiter then gets the lock', async () => {
+      const lock = new RedisLock(c, 'restart', { ttl: 300 });
+      const h = await lock.acquire();
+      const lost = new Promise((resolve) => h.signal.addEventListener('abort', () => resolve(h.signal.reason)));
+      await own.stop();
+      own = await startRedis(own.port);
+      const reason = await lost;
+      assert.ok(reason instanceof LockError);
+      assert.equal(reason.code, 'ERR_LOCK_LOST');
+      const h2 = await new RedisLock(c, 'restart', { ttl: 300 }).acquire({ timeout: 5000 });
+      await h.release().catch(() => {}); // compare-and-delete: h2 stays held
+      assert.equal(await c.exists(KEY('restart')), 1);
+      await h2.release();
+    });
+
+    it('mid-wait and mid-hold, unreachable: waiter rejects with ERR_LOCK_SERVER, holder signal fires, nothing hangs', async () => {
+      const lock = new RedisLock(c, 'gone', { ttl: 200 });
+      const h = await lock.acquire();
+      const waiter = lock.acquire().catch((e) => e);
+      await sleep(50);
+      await own.stop();
+      own = null;
+      const err = await waiter;
+      assert.ok(err instanceof LockError, String(err));
+      assert.equal(err.code, 'ERR_LOCK_SERVER');
+      await waitFor(() => h.signal.aborted, 2000);
+      assert.equal(h.signal.reason.code, 'ERR_LOCK_LOST');
+      const released = await h.release().then(
+        () => 'resolved',
+        (e) => e.code,
+      );
+      assert.equal(released, 'ERR_LOCK_SERVER');
+    });
+  });
+});

@@ -1,0 +1,130 @@
+'use strict';
+// Real servers for the remote-lock tests: the ones .ci/run started
+// (REDIS_URL, POSTGRES_URL), or private ones started here. Absent servers
+// skip with the reason — except in CI (CI=true), where they fail.
+const net = require('node:net');
+const path = require('node:path');
+const os = require('node:os');
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const assert = require('node:assert/strict');
+const { startFixture, startTracked } = require('../helpers');
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.on('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+function which(bin) {
+  const r = spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+/** A private redis-server (restartable on its port), or null if none is installed. */
+async function startRedis(port) {
+  const bin = which('redis-server');
+  if (bin === null) return null;
+  const p = port ?? (await freePort());
+  const args = ['--port', `${p}`, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+  const server = startTracked(bin, args, 'Ready to accept connections');
+  await server.started;
+  return {
+    url: `redis://127.0.0.1:${p}`,
+    port: p,
+    child: server.child,
+    async stop(signal = 'SIGKILL') {
+      if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill(signal);
+      await server.exited;
+    },
+  };
+}
+
+/** A private PostgreSQL through scripts/postgres.sh, or null if none is installed. */
+function startPostgres() {
+  const script = path.join(__dirname, '..', '..', 'scripts', 'postgres.sh');
+  const state = path.join(os.tmpdir(), `interlock-postgres-test-${process.pid}.state`);
+  const env = { ...process.env, INTERLOCK_POSTGRES_STATE: state };
+  const haveInitdb = spawnSync('sh', ['-c', 'ls /usr/lib/postgresql/*/bin/initdb'], { stdio: 'ignore' }).status === 0;
+  if (!haveInitdb) return null;
+  const r = spawnSync('bash', [script, 'start'], { env, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`scripts/postgres.sh start failed:\n${r.stderr}`);
+  const url = /POSTGRES_URL=(\S+)/.exec(r.stdout)?.[1];
+  return {
+    url,
+    stop: () => spawnSync('bash', [script, 'stop'], { env, stdio: 'ignore' }),
+  };
+}
+
+/**
+ * The server for a suite: { url, stop? } or, when absent outside CI, a
+ * string saying why (the caller prints it and skips).
+ */
+async function serverFor(kind) {
+  const given = kind === 'redis' ? process.env.REDIS_URL : process.env.POSTGRES_URL;
+  if (given) return { url: given };
+  const started = kind === 'redis' ? await startRedis() : startPostgres();
+  if (started !== null) return started;
+  const why =
+    kind === 'redis'
+      ? 'redis-server not installed; .ci/run installs it (or set REDIS_URL)'
+      : 'PostgreSQL not installed; .ci/run installs it (or set POSTGRES_URL)';
+  if (process.env.CI === 'true') throw new Error(`CI=true but ${why}`);
+  return why;
+}
+
+/** In a test: print why and skip when the suite has no server. */
+function needServer(ctx, server) {
+  if (typeof server === 'string' || server === null) {
+    console.log(`      skipped: ${server ?? 'the suite setup failed'}`);
+    ctx.skip(); // no server of this kind here; the reason is printed above
+  }
+}
+
+/**
+ * 4 processes × n read-pause-write increments of `file` under a remote lock
+ * of `kind` (or 'none'); with `localDirs`, processes 0/2 and 1/3 are two
+ * "hosts" with a machine-local lock dir each. Returns the final count.
+ */
+async function countAcross(kind, url, name, file, n, localDirs) {
+  fs.writeFileSync(file, '0');
+  const kids = [0, 1, 2, 3].map((i) => {
+    const args = ['count', kind, url, name, file, `${n}`];
+    if (localDirs) args.push(localDirs[i % 2]);
+    return startFixture('remote-holder.js', args, 'done');
+  });
+  for (const k of kids) {
+    const { code, err } = await k.closed;
+    assert.equal(code, 0, err);
+  }
+  return Number(fs.readFileSync(file, 'utf8'));
+}
+
+/**
+ * The exclusion check of a remote kind: exact with the lock, plain and as two
+ * "hosts"; and the no-lock control loses updates (the race is real).
+ */
+async function assertExclusion(kind, url, dir) {
+  const n = 25;
+  const stamp = `${process.pid}-${Date.now()}`;
+  const go = (what, localDirs) =>
+    countAcross(
+      what,
+      url,
+      `test-${stamp}-${localDirs ? 'hosts' : 'plain'}`,
+      `${dir}/${what}-${!!localDirs}`,
+      n,
+      localDirs,
+    );
+  assert.equal(await go(kind), 4 * n);
+  assert.equal(await go(kind, [`${dir}/host-a`, `${dir}/host-b`]), 4 * n);
+  const control = await go('none');
+  assert.ok(control < 4 * n, `no lock yet ${control} of ${4 * n}: the race did not happen`);
+}
+
+module.exports = { freePort, startRedis, startPostgres, serverFor, needServer, assertExclusion };
