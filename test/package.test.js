@@ -17,7 +17,7 @@ const SHIPPED = [
   /^LICENSE$/,
   /^binding\.gyp$/,
   /^native\/(core|binding)\/[a-z_]+\.(cc|h)$/,
-  /^dist\/(cli\/)?[a-z-]+\.(js|mjs|d\.ts|d\.mts)$/,
+  /^dist\/((cli|redis|postgres)\/)?[a-z-]+\.(js|mjs|d\.ts|d\.mts)$/,
   /^prebuilds\/linux-(x64|arm64)\/interlock\.glibc\.node$/,
 ];
 

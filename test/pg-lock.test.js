@@ -156,18 +156,27 @@ describe('PgLock (real PostgreSQL)', function () {
     const name = fresh('terminated');
     const own = new pg.Pool({ connectionString: server.url, max: 2 });
     own.on('error', () => {}); // idle clients whose backend was terminated
+    let h;
     try {
       const lock = new PgLock(own, name);
-      const h = await lock.acquire();
+      h = await lock.acquire();
       const waiter = lock.acquire().catch((e) => e);
-      await sleep(100);
-      const { rows } = await other.query(
-        `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
-           AND query LIKE $1`,
-        [`%pg_advisory_lock(${advisoryKey(name)})%`],
+      // Both sessions: the holder's (idle after its lock query) and the waiter's (blocked on it).
+      const sessions = async () =>
+        (
+          await other.query(
+            `SELECT pid, wait_event_type FROM pg_stat_activity
+              WHERE pid <> pg_backend_pid() AND query LIKE $1`,
+            [`%pg_advisory_lock(${advisoryKey(name)})%`],
+          )
+        ).rows;
+      assert.ok(
+        await waitFor(async () => (await sessions()).some((r) => r.wait_event_type === 'Lock'), 5000),
+        'the waiter never queued',
       );
-      assert.ok(rows.length >= 2, `found ${rows.length} sessions`);
-      await other.query(`SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid`, [rows.map((r) => r.pid)]);
+      const pids = (await sessions()).map((r) => r.pid);
+      assert.equal(pids.length, 2);
+      await other.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [pids]);
       const err = await waiter;
       assert.ok(err instanceof LockError, String(err));
       assert.equal(err.code, 'ERR_LOCK_SERVER');
@@ -178,6 +187,7 @@ describe('PgLock (real PostgreSQL)', function () {
       const again = await lock.acquire({ timeout: 2000 }); // the pool recovers
       await again.release();
     } finally {
+      await h?.release().catch(() => {});
       await own.end();
     }
   });
