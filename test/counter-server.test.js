@@ -66,14 +66,16 @@ async function stopLeftovers() {
 }
 
 /** Starts the server; resolves once its banner is out, with what it printed. */
-async function startServer({ lock, processes, threads, redis = null }) {
-  const env = { ...process.env, LOCK: lock, PROCESSES: `${processes}`, THREADS: `${threads}` };
+async function startServer({ lock, processes, threads, redis = null, postgres = null, hosts = 1 }) {
+  const env = { ...process.env, LOCK: lock, PROCESSES: `${processes}`, THREADS: `${threads}`, HOSTS: `${hosts}` };
   // STOP_WITH_STDIN: if this test process dies, even by SIGKILL, our end of
   // the server's stdin closes and it stops and cleans up.
   Object.assign(env, { INCREMENTS: `${K}`, SLEEP_MS: '2', PORT: '0', STOP_WITH_STDIN: '1' });
   delete env.REDIS_URL;
   delete env.REDIS_KEY;
+  delete env.POSTGRES_URL;
   if (redis !== null) Object.assign(env, { REDIS_URL: redis.url, REDIS_KEY: redis.key });
+  if (postgres !== null) env.POSTGRES_URL = postgres.url;
   const stdio = ['pipe', 'pipe', 'pipe'];
   const server = startTracked(process.execPath, [START], 'Ctrl-C stops it', { env, stdio });
   server.banner = '';
@@ -136,8 +138,8 @@ async function stopServer(server, how) {
   if (mutex) assert.equal(fs.existsSync(mutex), false, `${mutex} left behind`);
 }
 
-async function run({ lock, processes, threads, redis, stop = 'SIGTERM' }) {
-  const server = await startServer({ lock, processes, threads, redis });
+async function run({ lock, processes, threads, redis, postgres, hosts, stop = 'SIGTERM' }) {
+  const server = await startServer({ lock, processes, threads, redis, postgres, hosts });
   const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(server.banner)?.[1];
   assert.ok(url, `no URL in:\n${server.banner}`);
   const total = await experiment(url);
@@ -222,6 +224,45 @@ describe('counter server example: cluster × worker threads over HTTP', function
         const total = await run({ ...c, redis: { url: redis.url, key } });
         assertOutcome(c.lock, total);
         assert.equal(await redis.client.exists(key), 0, `${key} left in Redis`);
+      });
+    }
+  });
+
+  // Two independent trees ("machines": their own lock dirs and shm names)
+  // behind a balancer, sharing only the store: a machine-local lock loses
+  // updates, the distributed ones keep the total exact.
+  describe('--hosts 2: two server trees sharing one store', () => {
+    const servers = {};
+
+    before(async function () {
+      this.timeout(20000);
+      servers.redis = await serverFor('redis');
+      servers.postgres = await serverFor('postgres');
+    });
+
+    after(async () => {
+      await stopLeftovers();
+      await servers.redis?.stop?.('SIGTERM');
+      servers.postgres?.stop?.();
+    });
+
+    const HOST_CASES = [
+      { lock: 'file', expect: 'loses updates (each host locks its own files)' },
+      { lock: 'redis', expect: `exactly ${RUNS}×${K}, fenced writes` },
+      { lock: 'postgres', expect: `exactly ${RUNS}×${K}, fenced writes` },
+    ];
+    for (const c of HOST_CASES) {
+      it(`LOCK=${c.lock}, 2 hosts × 1 process × 2 threads: ${c.expect}`, async function () {
+        const need = c.lock === 'file' ? null : servers[c.lock];
+        if (typeof need === 'string') {
+          console.log(`      skipped: ${need}`);
+          this.skip(); // this lock kind needs its server; the reason is printed above
+        }
+        const remote = {};
+        if (c.lock === 'redis') remote.redis = { url: need.url, key: `interlock-test:${process.pid}:hosts` };
+        if (c.lock === 'postgres') remote.postgres = { url: need.url };
+        const total = await run({ lock: c.lock, processes: 1, threads: 2, hosts: 2, ...remote });
+        assertOutcome(c.lock === 'file' ? 'none' : c.lock, total);
       });
     }
   });

@@ -11,6 +11,7 @@ const { createClient } = require('redis');
 const Redis = require('ioredis');
 const { RedisLock } = require('interlock/redis');
 const { LockError } = require('..');
+const { openRedisStore } = require('../examples/counter-server/store-redis');
 const { sleep, startFixture, tmpDir, waitFor, killChildren } = require('./helpers');
 const { assertExclusion, needServer, serverFor, startRedis } = require('./support/servers');
 
@@ -201,16 +202,18 @@ describe('RedisLock (real redis-server)', function () {
     await holder.started;
     process.kill(holder.child.pid, 'SIGSTOP');
     const next = await new RedisLock(client, name, { ttl: 5000 }).acquire({ timeout: 5000 });
-    // The new holder writes, fenced by its token.
-    await client.set(`${name}:fence`, `${next.token}`);
-    await client.set(`${name}:value`, 'fresh');
+    // The new holder writes through the counter server's fenced store.
+    const store = await openRedisStore(server.url, name);
+    await store.write(42, next.token);
     process.kill(holder.child.pid, 'SIGCONT');
     const { code, out: all } = await holder.closed;
     assert.equal(code, 0);
     const held = BigInt(/held (\d+)/.exec(all)[1]);
     assert.ok(next.token > held, `${next.token} after ${held}`);
     assert.match(all, /lost ERR_LOCK_LOST refused/);
-    assert.equal(await client.get(`${name}:value`), 'fresh');
+    assert.equal(await store.read(), 42);
+    await store.remove();
+    store.close();
     await next.release();
   });
 

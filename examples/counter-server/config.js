@@ -3,7 +3,7 @@
 // thread, so they all agree on where the counter and the lock are.
 const { parseArgs } = require('node:util');
 
-const LOCKS = ['file', 'mutex', 'none'];
+const LOCKS = ['file', 'mutex', 'redis', 'postgres', 'none'];
 
 const USAGE = `Usage: npm run demo:server -- [options]     (or the environment variables shown)
 
@@ -12,9 +12,12 @@ const USAGE = `Usage: npm run demo:server -- [options]     (or the environment v
   --increments K   INCREMENTS  increments per GET /run (default 100)
   --sleep MS       SLEEP_MS    pause between read and write (default 30)
   --port P         PORT        0 picks a free port (default 0)
-  --lock KIND      LOCK        file (FileLock), mutex (SharedMutex) or none (default file)
-  --redis URL      REDIS_URL   keep the counter in Redis instead of a file
+  --lock KIND      LOCK        file (FileLock), mutex (SharedMutex), redis (RedisLock),
+                               postgres (PgLock) or none (default file)
+  --redis URL      REDIS_URL   keep the counter in Redis instead of a file (needed by LOCK=redis)
                    REDIS_KEY   the Redis key (default interlock-demo:<pid>:counter)
+  --postgres URL   POSTGRES_URL  the PostgreSQL of LOCK=postgres; the counter is a row there
+  --hosts H        HOSTS       independent server trees ("machines") sharing only the store (default 1)
   --stop-with-stdin  STOP_WITH_STDIN=1  also stop when stdin ends (for supervisors and tests)
   -h, --help`;
 
@@ -38,6 +41,8 @@ function parse(argv = process.argv.slice(2), env = process.env) {
       port: { type: 'string' },
       lock: { type: 'string' },
       redis: { type: 'string' },
+      postgres: { type: 'string' },
+      hosts: { type: 'string' },
       'stop-with-stdin': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -47,6 +52,10 @@ function parse(argv = process.argv.slice(2), env = process.env) {
   const lock = pick('lock', 'LOCK', 'file');
   if (!LOCKS.includes(lock)) throw new Error(`LOCK must be one of ${LOCKS.join(', ')}, not '${lock}'`);
   const redisUrl = pick('redis', 'REDIS_URL', '') || null;
+  const postgresUrl = pick('postgres', 'POSTGRES_URL', '') || null;
+  if (lock === 'redis' && redisUrl === null) throw new Error('LOCK=redis needs REDIS_URL (or --redis URL)');
+  if (lock === 'postgres' && postgresUrl === null)
+    throw new Error('LOCK=postgres needs POSTGRES_URL (or --postgres URL)');
   return {
     processes: integer('PROCESSES', pick('processes', 'PROCESSES', '4'), 1, 64),
     threads: integer('THREADS', pick('threads', 'THREADS', '4'), 1, 64),
@@ -57,6 +66,11 @@ function parse(argv = process.argv.slice(2), env = process.env) {
     lock,
     redisUrl,
     redisKey: redisUrl === null ? null : env.REDIS_KEY || `interlock-demo:${process.pid}:counter`,
+    postgresUrl: lock === 'postgres' ? postgresUrl : null,
+    hosts: integer('HOSTS', pick('hosts', 'HOSTS', '1'), 1, 8),
+    // Set by the --hosts balancer for each tree it starts (hosts.js).
+    sharedDir: env.INTERLOCK_SHARED_DIR || null,
+    lockName: env.INTERLOCK_LOCK_NAME || `interlock-server-${process.pid}`,
     stopWithStdin: values['stop-with-stdin'] || env.STOP_WITH_STDIN === '1',
   };
 }

@@ -27,10 +27,6 @@ if (config.help) {
   process.exit(0);
 }
 
-config.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'interlock-server-'));
-config.mutexName = `interlock-server-${process.pid}`;
-fs.writeFileSync(path.join(config.dir, 'counter'), '0\n');
-
 let counter = null;
 let stopping = null;
 let port = null;
@@ -88,7 +84,7 @@ async function stop(code) {
     await Promise.all(exited);
     clearTimeout(grace);
     try {
-      if (config.redisUrl !== null && counter !== null) await withTimeout(counter.store.remove(), 2000, 'DEL');
+      if (counter?.store.remove) await withTimeout(counter.store.remove(), 2000, 'removing the counter');
       await counter?.close();
     } catch (err) {
       console.error(err.message);
@@ -130,20 +126,26 @@ function fatal(err) {
   process.exit(1);
 }
 
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => {
-    if (stopping === null) console.log(`\n${signal}: stopping`);
-    stop(0);
-  });
+function startPrimary() {
+  config.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'interlock-server-'));
+  config.mutexName = `interlock-server-${process.pid}`;
+  fs.writeFileSync(path.join(config.dir, 'counter'), '0\n');
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(signal, () => {
+      if (stopping === null) console.log(`\n${signal}: stopping`);
+      stop(0);
+    });
+  }
+  // Whoever started us went away (even by SIGKILL): its end of our stdin closed.
+  if (config.stopWithStdin) {
+    process.stdin.on('end', () => stop(0));
+    process.stdin.on('error', () => stop(0));
+    process.stdin.resume();
+  }
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
+  main().catch(fatal);
 }
-// Whoever started us went away (even by SIGKILL): its end of our stdin closed.
-if (config.stopWithStdin) {
-  process.stdin.on('end', () => stop(0));
-  process.stdin.on('error', () => stop(0));
-  process.stdin.resume();
-}
-process.on('uncaughtException', fatal);
-process.on('unhandledRejection', fatal);
 
 /**
  * A free port, found by binding port 0 and letting it go. Bun's node:cluster
@@ -183,4 +185,6 @@ async function main() {
   for (let i = 0; i < config.processes; i++) cluster.fork(env);
 }
 
-main().catch(fatal);
+// --hosts N: this process is the balancer in front of N server trees.
+if (config.hosts > 1) require('./hosts').runHosts(config);
+else startPrimary();
