@@ -2,6 +2,7 @@
 // SharedMutex, Semaphore, RedisLock, PgLock. (Not `Lock`: that is the Web
 // Locks API's granted-lock object, exported beside it.)
 import type { FileLock } from './file-lock';
+import type { Semaphore } from './semaphore';
 import type { SharedMutex } from './shared-mutex';
 
 export interface Lockable<H = unknown> {
