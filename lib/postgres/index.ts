@@ -229,6 +229,9 @@ export class PgLock extends RemoteLock {
       // After an abort a cancel request may still be in flight: never hand a
       // pooled connection it could hit to the next user.
       if (err instanceof AbortError) broken ??= err;
+      // A failed wait may have lost its connection (the error event comes
+      // after the query's rejection): only a clean timeout keeps it.
+      else if ((err as { code?: string }).code !== 'ETIMEDOUT') broken ??= err as Error;
       giveBack(broken);
       throw err;
     }

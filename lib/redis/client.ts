@@ -24,7 +24,8 @@ interface NodeRedisLike {
   isPubSubActive?: boolean;
   subscribe(channel: string, listener: (message: string, channel: string) => void): Promise<unknown>;
   unsubscribe(channel: string, listener?: (message: string, channel: string) => void): Promise<unknown>;
-  on(event: 'error', listener: (err: unknown) => void): unknown;
+  on(event: 'error' | 'end', listener: (err: unknown) => void): unknown;
+  once(event: 'end', listener: () => void): unknown;
   unref?(): void;
   ref?(): void;
   destroy?(): void;
@@ -39,6 +40,7 @@ interface IoRedisLike {
   subscribe(channel: string): Promise<unknown>;
   unsubscribe(channel: string): Promise<unknown>;
   on(event: string, listener: (...args: never[]) => void): unknown;
+  once(event: 'end', listener: () => void): unknown;
   stream?: { unref?(): void; ref?(): void };
   disconnect(): void;
 }
@@ -55,6 +57,8 @@ interface SubscriberConnection {
 export interface RedisConnection {
   send: Send;
   subscriber(onError: () => void): Promise<SubscriberConnection>;
+  /** Calls `listener` once when the user's client closes. */
+  onEnd(listener: () => void): void;
 }
 
 function isNodeRedis(c: object): c is NodeRedisLike {
@@ -138,6 +142,7 @@ export function connectionOf(client: unknown): RedisConnection {
     return {
       send: (args) => client.sendCommand(args),
       subscriber: (onError) => nodeRedisSubscriber(client, onError),
+      onEnd: (listener) => client.once('end', listener),
     };
   }
   if (isIoRedis(client)) {
@@ -147,6 +152,7 @@ export function connectionOf(client: unknown): RedisConnection {
     return {
       send: ([command, ...args]) => client.call(command as string, ...args),
       subscriber: (onError) => ioRedisSubscriber(client, onError),
+      onEnd: (listener) => client.once('end', listener),
     };
   }
   throw invalidType('client', 'a node-redis (v4+) or ioredis client', client);

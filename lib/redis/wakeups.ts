@@ -19,6 +19,20 @@ export class Wakeups {
 
   constructor(conn: RedisConnection) {
     this.#conn = conn;
+    conn.onEnd(() => this.#closeOnEnd());
+  }
+
+  // The user closed their client: its subscriber goes too, at once.
+  #closeOnEnd(): void {
+    const sub = this.#sub;
+    this.#sub = undefined;
+    this.#channels.clear();
+    if (this.#idle !== undefined) clearTimeout(this.#idle);
+    this.#idle = undefined;
+    sub?.then(
+      (s) => s.close(),
+      () => {},
+    );
   }
 
   /** Calls `wake` on every release published on `channel` until the returned stop(). */
