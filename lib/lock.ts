@@ -12,4 +12,4 @@ export interface Lockable<H = unknown> {
 
 // Compile-time proof that the local kinds fit (each remote kind checks
 // itself in its own module, which the main entry does not load).
-true satisfies FileLock extends Lockable ? (SharedMutex extends Lockable ? true : never) : never;
+true satisfies [FileLock, SharedMutex, Semaphore] extends [Lockable, Lockable, Lockable] ? true : never;
