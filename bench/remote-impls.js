@@ -45,6 +45,19 @@ function fromHold(hold, close, queries) {
   };
 }
 
+/** An interlock remote lock as a locker; `close` closes its client. */
+function fromLock(lock, close, queries) {
+  const hold = async () => {
+    const h = await lock.acquire();
+    return () => h.release();
+  };
+  const closeAll = async () => {
+    lock.close();
+    await close();
+  };
+  return fromHold(hold, closeAll, queries);
+}
+
 /** A pg Pool whose clients count the queries they send (one round trip each). */
 function countingPool(url) {
   const pg = require('pg');
@@ -66,18 +79,7 @@ const lockers = {
     async open(url, name, { localDir } = {}) {
       const { client, queries } = await nodeRedis(url);
       const lock = new RedisLock(client, name, { ttl: TTL, ...(localDir ? { local: true, localDir } : {}) });
-      const hold = async () => {
-        const h = await lock.acquire();
-        return () => h.release();
-      };
-      return fromHold(
-        hold,
-        async () => {
-          lock.close();
-          await client.close();
-        },
-        queries,
-      );
+      return fromLock(lock, () => client.close(), queries);
     },
   },
   'interlock-redis-local': {
@@ -89,12 +91,7 @@ const lockers = {
     label: 'RedisLock (ioredis)',
     async open(url, name) {
       const { client, queries } = ioredis(url);
-      const lock = new RedisLock(client, name, { ttl: TTL });
-      const hold = async () => {
-        const h = await lock.acquire();
-        return () => h.release();
-      };
-      return fromHold(hold, async () => client.disconnect(), queries);
+      return fromLock(new RedisLock(client, name, { ttl: TTL }), async () => client.disconnect(), queries);
     },
   },
   redlock: {
@@ -128,18 +125,7 @@ const lockers = {
     async open(url, name, { localDir } = {}) {
       const { pool, queries } = countingPool(url);
       const lock = new PgLock(pool, name, localDir ? { local: true, localDir } : {});
-      const hold = async () => {
-        const h = await lock.acquire();
-        return () => h.release();
-      };
-      return fromHold(
-        hold,
-        async () => {
-          lock.close();
-          await pool.end();
-        },
-        queries,
-      );
+      return fromLock(lock, () => pool.end(), queries);
     },
   },
   'interlock-pg-local': {
