@@ -139,7 +139,11 @@ export class RedisLock extends RemoteLock {
         if (stop === undefined) {
           // Listen, then look again: a release between the two is not missed.
           stop = await bounded(
-            this.#wakeups.listen(this.#channel, () => wake()),
+            this.#wakeups
+              .listen(this.#channel, () => wake())
+              .catch((err) => {
+                throw serverError('Redis', this.name, err);
+              }),
             wait,
             onTimeout,
             (s) => s(),
