@@ -27,6 +27,8 @@ export interface Binding {
     new (path: string | Buffer, mode: number, create: boolean, allowUnsafe: boolean): NativeLockFile;
     /** errno of a lock file refused for its filesystem (see filesystem()). */
     readonly UNSAFE_FILESYSTEM: number;
+    /** fstatfs(2) of an fd opened elsewhere (the CLI's own). */
+    filesystemOf(fd: number): { type: number; name: string | null };
     /** Tests only: later opens see this f_type (0: the real one). */
     setFsTypeForTesting(fsType: number): void;
   };

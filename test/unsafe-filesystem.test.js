@@ -71,27 +71,8 @@ describe('lock files on unsafe filesystems', () => {
       console.log(`      skipped: ${why}`);
       this.skip(); // the reason is printed above
     }
-    const src = path.join(dir, 'fuse-src');
-    const mnt = path.join(dir, 'fuse-mnt');
-    fs.mkdirSync(src);
-    fs.mkdirSync(mnt);
-    const file = path.join(mnt, 'x.lock');
-    // bindfs in the foreground, in a mount namespace of its own: nothing is
-    // left mounted on the host, and the shell reaps it after unmounting.
-    const script = `
-      bindfs -f "$1" "$2" & fuse=$!
-      i=0; until mountpoint -q "$2"; do i=$((i+1)); [ $i -gt 100 ] && { kill $fuse; echo "bindfs did not mount" >&2; exit 3; }; sleep 0.05; done
-      [ "$(stat -f -c %t "$2")" = 65735546 ] || { umount "$2"; wait $fuse; echo "not a FUSE mount" >&2; exit 4; }
-      "$3" "$4" "$5"; rc=$?
-      umount "$2"; wait $fuse
-      exit $rc`;
-    const args = ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', src, mnt, process.execPath];
-    args.push(path.join(FIXTURES, 'unsafe-fs.js'), file);
-    const stdout = await new Promise((resolve, reject) =>
-      execFile('unshare', args, { timeout: 20000 }, (err, out, errOut) =>
-        err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out),
-      ),
-    );
+    const file = path.join(dir, 'fuse-mnt', 'x.lock');
+    const stdout = await onFuse(dir, 'fuse', [process.execPath, path.join(FIXTURES, 'unsafe-fs.js'), file]);
     const out = JSON.parse(stdout);
     assert.deepEqual(
       { ...out.refused, message: undefined },
@@ -101,7 +82,49 @@ describe('lock files on unsafe filesystems', () => {
     assert.match(out.refused.message, /fuse \(f_type 0x65735546\)/);
     assert.equal(out.allowed, true, JSON.stringify(out));
   });
+
+  it('for real: the CLI refuses a lock file on a FUSE mount (exit 69), and takes it with --allow-unsafe-filesystem', async function () {
+    const why = fuseUnavailable();
+    if (why !== null) {
+      console.log(`      skipped: ${why}`);
+      this.skip(); // the reason is printed above
+    }
+    const file = path.join(dir, 'cli-mnt', 'x.lock');
+    const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
+    const script =
+      'for flag in "" --allow-unsafe-filesystem; do "$0" "$1" $flag "$2" echo ran 2>&1; echo "rc=$?"; done';
+    const out = await onFuse(dir, 'cli', ['sh', '-c', script, process.execPath, cli, file]);
+    // Refused before the command runs; with the flag, locked and run.
+    const refusal =
+      /^interlock: ERR_UNSAFE_FILESYSTEM: .* fuse \(f_type 0x65735546\) '[^']*x\.lock'.*--allow-unsafe-filesystem\n/;
+    assert.match(out, new RegExp(`${refusal.source}rc=69\nran\nrc=0\n$`), out);
+  });
 });
+
+/**
+ * Runs argv with a bindfs (FUSE) mount of a fresh `<name>-src` at `<name>-mnt` in
+ * `dir`: bindfs in the foreground, in a mount namespace of its own, so nothing
+ * is left mounted on the host and the shell reaps it after unmounting.
+ */
+function onFuse(dir, name, argv) {
+  const src = path.join(dir, `${name}-src`);
+  const mnt = path.join(dir, `${name}-mnt`);
+  fs.mkdirSync(src);
+  fs.mkdirSync(mnt);
+  const script = `
+    bindfs -f "$1" "$2" & fuse=$!
+    i=0; until mountpoint -q "$2"; do i=$((i+1)); [ $i -gt 100 ] && { kill $fuse; echo "bindfs did not mount" >&2; exit 3; }; sleep 0.05; done
+    [ "$(stat -f -c %t "$2")" = 65735546 ] || { umount "$2"; wait $fuse; echo "not a FUSE mount" >&2; exit 4; }
+    mnt=$2; shift 2; "$@"; rc=$?
+    umount "$mnt"; wait $fuse
+    exit $rc`;
+  const args = ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', src, mnt, ...argv];
+  return new Promise((resolve, reject) =>
+    execFile('unshare', args, { timeout: 20000 }, (err, out, errOut) =>
+      err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out),
+    ),
+  );
+}
 
 /** Why a FUSE mount cannot be made here, or null. */
 function fuseUnavailable() {

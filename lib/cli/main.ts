@@ -35,6 +35,9 @@ Options:
                           while either of them runs
  -c <command>             (right after <file>) run <command> with $SHELL -c
      --verbose            report how long getting the lock took
+     --allow-unsafe-filesystem  lock files on NFS, SMB, FUSE, 9p, virtiofs,
+                          ceph and the like too, where flock(2) may not
+                          exclude other holders (refused by default: exit 69)
  -h, --help               display this help
  -V, --version            display version
  -F, --no-fork is not supported: Node cannot replace itself with the command.
@@ -49,7 +52,8 @@ Options end at <file>: in \`interlock f cmd -n\`, -n belongs to cmd.
 
 Exit status: the command's (128+n if signal n killed it); the -E code on
 conflict (-n) or timeout (-w); 64 for usage errors and other <sysexits.h>
-codes for failures, as flock(1).
+codes for failures, as flock(1); 69 for a lock file on a filesystem where
+flock(2) may not exclude (see --allow-unsafe-filesystem).
 
 interlock status [--json] <file>
   Who holds <file> and who waits (pid, mode, command line), from /proc/locks.
@@ -77,6 +81,7 @@ const LOCK_OPTIONS = {
   close: { type: 'boolean', short: 'o' },
   'no-fork': { type: 'boolean', short: 'F' },
   verbose: { type: 'boolean' },
+  'allow-unsafe-filesystem': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } satisfies ParseArgsConfig['options'];
@@ -119,6 +124,7 @@ async function lockCommand(args: string[]): Promise<number> {
     conflictExitCode: 1,
     verbose: false,
     close: false,
+    allowUnsafeFilesystem: false,
   };
   let help = false;
   // In order, so the last of -s/-x wins, as in flock(1).
@@ -148,6 +154,7 @@ async function lockCommand(args: string[]): Promise<number> {
     else if (name === 'no-fork') throw new UsageError('-F/--no-fork is not supported: the command runs as a child');
     else if (name === 'verbose') req.verbose = true;
     else if (name === 'close') req.close = true;
+    else if (name === 'allow-unsafe-filesystem') req.allowUnsafeFilesystem = true;
   }
   if (help) {
     process.stdout.write(HELP);

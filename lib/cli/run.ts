@@ -3,7 +3,9 @@
 import { type StdioOptions, spawn } from 'node:child_process';
 import { closeSync, constants, openSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { unsafeFilesystemError } from '../file-lock';
 import { type FlockOperation, flockSync } from '../flock';
+import { native } from '../native';
 import {
   describeError,
   EX_CANTCREAT,
@@ -27,6 +29,8 @@ export interface LockRequest {
   verbose: boolean;
   /** -o: the command does not inherit the lock's fd. */
   close: boolean;
+  /** --allow-unsafe-filesystem: lock on NFS, FUSE and the like too. */
+  allowUnsafeFilesystem: boolean;
 }
 
 // Read-write where we may (NFS wants it for LOCK_EX), created 0666 & ~umask
@@ -61,10 +65,18 @@ function lock(fd: number, op: FlockOperation, req: LockRequest): boolean {
   return flockSync(fd, op, { nonblocking: req.nonblock, timeout: req.timeout });
 }
 
+/** FileLock's refusal of a filesystem where flock(2) may not exclude, for an fd opened here. */
+function checkFilesystem(fd: number, what: string, req: LockRequest): void {
+  if (req.allowUnsafeFilesystem) return;
+  const fs = native.LockFile.filesystemOf(fd);
+  if (fs.name !== null) throw unsafeFilesystemError(fs, what);
+}
+
 /** An fd holding the lock, or null when it is busy (-n) or the timeout expired (-w). */
 function lockPath(path: string, req: LockRequest): number | null {
   const fd = openLockFile(path);
   try {
+    checkFilesystem(fd, path, req);
     if (lock(fd, req.shared ? 'sh' : 'ex', req)) return fd;
   } catch (err) {
     if (errorCode(err) !== 'ETIMEDOUT') {
@@ -84,6 +96,10 @@ function lockFailure(err: unknown, what: string): number {
     return code === 'EROFS' || code === 'ENOSPC' ? EX_CANTCREAT : EX_NOINPUT;
   }
   const code = errorCode(err);
+  if (code === 'ERR_UNSAFE_FILESYSTEM') {
+    warn(`${(err as Error).message.replace(/allowUnsafeFilesystem: true/, '--allow-unsafe-filesystem')}`);
+    return EX_UNAVAILABLE;
+  }
   warn(`${what}: ${describeError(err)}`);
   return code === 'ENOLCK' || code === 'ENOMEM' ? EX_OSERR : EX_DATAERR;
 }
@@ -181,6 +197,7 @@ export function lockDescriptor(text: string, req: LockRequest): number {
   const started = process.hrtime.bigint();
   try {
     const op = req.unlock ? 'un' : req.shared ? 'sh' : 'ex';
+    if (op !== 'un') checkFilesystem(fd, text, req);
     if (!lock(fd, op, req)) return conflict(req);
   } catch (err) {
     if (errorCode(err) === 'ETIMEDOUT') return conflict(req);

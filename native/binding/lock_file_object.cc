@@ -19,6 +19,7 @@ Napi::Function LockFileObject::Init(Napi::Env env) {
                          InstanceMethod<&LockFileObject::LockAsync>("lockAsync"),
                          InstanceMethod<&LockFileObject::Close>("close"),
                          StaticValue("UNSAFE_FILESYSTEM", Napi::Number::New(env, kUnsafeFilesystem)),
+                         StaticMethod<&LockFileObject::FilesystemOf>("filesystemOf"),
                          StaticMethod<&LockFileObject::SetFsTypeForTesting>("setFsTypeForTesting"),
                      });
 }
@@ -136,15 +137,29 @@ Napi::Value LockFileObject::Open(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), id);
 }
 
-// filesystem() -> { type, name }: the f_type of the last open, and its name
-// if it is one where flock(2) may not exclude (else null).
-Napi::Value LockFileObject::Filesystem(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+// { type, name }: an f_type, and its name if it is one where flock(2) may
+// not exclude (else null).
+static Napi::Value FilesystemValue(Napi::Env env, long f_type) {
   Napi::Object out = Napi::Object::New(env);
-  out.Set("type", Napi::Number::New(env, static_cast<double>(static_cast<uint32_t>(file_->fs_type()))));
-  const char* name = unsafe_filesystem_name(file_->fs_type());
+  out.Set("type", Napi::Number::New(env, static_cast<double>(static_cast<uint32_t>(f_type))));
+  const char* name = unsafe_filesystem_name(f_type);
   out.Set("name", name == nullptr ? env.Null() : Napi::String::New(env, name));
   return out;
+}
+
+// filesystem(): that of the last open.
+Napi::Value LockFileObject::Filesystem(const Napi::CallbackInfo& info) {
+  return FilesystemValue(info.Env(), file_->fs_type());
+}
+
+// LockFile.filesystemOf(fd): for an fd opened elsewhere (the CLI opens its
+// lock file itself, as flock(1) does).
+Napi::Value LockFileObject::FilesystemOf(const Napi::CallbackInfo& info) {
+  if (!ExpectArgs(info, 1) || !info[0].IsNumber()) return info.Env().Undefined();
+  long f_type = 0;
+  Status s = filesystem_type(info[0].As<Napi::Number>().Int32Value(), &f_type);
+  if (!s.ok()) return ThrowStatus(info.Env(), s);
+  return FilesystemValue(info.Env(), f_type);
 }
 
 // Tests only (reached through the binding, not the package): every later

@@ -18,6 +18,7 @@ class LockFileObject : public Napi::ObjectWrap<LockFileObject> {
   // fileUnlock(slot).
   static Napi::Value FastTryLock(const Napi::CallbackInfo& info);
   static Napi::Value FastUnlock(const Napi::CallbackInfo& info);
+  static Napi::Value FilesystemOf(const Napi::CallbackInfo& info);
   static Napi::Value SetFsTypeForTesting(const Napi::CallbackInfo& info);
 
   explicit LockFileObject(const Napi::CallbackInfo& info);

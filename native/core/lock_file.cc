@@ -78,6 +78,14 @@ const char* unsafe_filesystem_name(long f_type) {
   }
 }
 
+Status filesystem_type(int fd, long* f_type) {
+  struct statfs fs;
+  if (fstatfs(fd, &fs) != 0) return Status::fail("fstatfs");
+  long injected = fs_type_for_testing.load(std::memory_order_relaxed);
+  *f_type = injected != 0 ? injected : static_cast<long>(fs.f_type);
+  return Status{};
+}
+
 void set_fs_type_for_testing(long f_type) { fs_type_for_testing.store(f_type, std::memory_order_relaxed); }
 
 Status LockFile::open() {
@@ -104,14 +112,11 @@ Status LockFile::open() {
     ::close(fd);
     return Status{S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL, "open"};
   }
-  struct statfs fs;
-  if (fstatfs(fd, &fs) != 0) {
-    Status s = Status::fail("fstatfs");
+  Status fs = filesystem_type(fd, &fs_type_);
+  if (!fs.ok()) {
     ::close(fd);
-    return s;
+    return fs;
   }
-  long injected = fs_type_for_testing.load(std::memory_order_relaxed);
-  fs_type_ = injected != 0 ? injected : static_cast<long>(fs.f_type);
   if (!allow_unsafe_ && unsafe_filesystem_name(fs_type_) != nullptr) {
     ::close(fd);
     return Status{kUnsafeFilesystem, "fstatfs"};

@@ -20,6 +20,8 @@ constexpr int kUnsafeFilesystem = -100001;
 // The name of a filesystem type (statfs f_type) on which flock(2) may not
 // exclude other holders: network and FUSE-like filesystems. nullptr if local.
 const char* unsafe_filesystem_name(long f_type);
+// fstatfs(2)'s f_type of `fd` (or the type set for testing).
+Status filesystem_type(int fd, long* f_type);
 
 // Tests only: open() sees this f_type instead of the real one (0: off).
 void set_fs_type_for_testing(long f_type);
