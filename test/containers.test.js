@@ -236,6 +236,13 @@ describe('shared regions in containers', () => {
       assert.deepEqual([released.tag, released.code], ['error', 'ERR_INCOMPATIBLE_REGION'], JSON.stringify(released));
       assert.match(released.message, /writes to its data may be lost/);
       assert.equal(SharedMutex.inspect(name).broken, true);
+      // `interlock status --mutex` says so (exit 65) rather than promise ownerDied.
+      const cli = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'cli', 'main.js'), 'status', '--mutex', name], {
+        encoding: 'utf8',
+      });
+      assert.equal(cli.status, 65, cli.stdout + cli.stderr);
+      assert.match(cli.stdout, /: broken\n.*lost writes/);
+      assert.doesNotMatch(cli.stdout, /gets ownerDied/);
       // Not left locked (that would be ETIMEDOUT), and not usable either.
       assert.throws(() => mapper.acquireSync({ timeout: 3000 }), {
         code: 'ERR_INCOMPATIBLE_REGION',

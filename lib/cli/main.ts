@@ -65,7 +65,8 @@ interlock status [--json] --mutex <name>
   when, whether it still runs, fencing token, dirty flag, data size.
   Exit 0 if free, 1 if held (also by a dead holder: its successor gets
   ownerDied); 66 if there is no such mutex; 65 if the name is not an
-  interlock region or its header is damaged.
+  interlock region, its header is damaged, or it is broken (a user lost
+  writes to it when its file was cut: every use is refused).
 `;
 
 const LOCK_OPTIONS = {
@@ -212,6 +213,7 @@ function statusOfMutex(name: string, json: boolean): number {
     return code === 'ERR_INCOMPATIBLE_REGION' ? EX_DATAERR : EX_OSERR;
   }
   process.stdout.write(json ? `${JSON.stringify(status, null, 2)}\n` : formatMutex(status));
+  if (status.broken) return EX_DATAERR;
   return status.held ? 1 : 0;
 }
 

@@ -19,6 +19,10 @@ export interface MutexStatus {
   acquiredAt: string | null;
   holder: { pid: number; tid: number; alive: boolean; threadAlive: boolean; command: string[] | null } | null;
   abi: string;
+  /** A user lost writes to it (its file was cut while mapped): every use is refused, no ownerDied is promised. */
+  broken: boolean;
+  /** Made in this PID namespace; if not, its pid/tid are another namespace's and it is refused here. */
+  samePidNamespace: boolean;
 }
 
 /** A header field holds what no holder writes: the region was overwritten. */
@@ -60,13 +64,23 @@ export function mutexStatus(name: string): MutexStatus {
     acquiredAt: acquiredAt(info.acquiredAt),
     holder,
     abi: info.abi,
+    broken: info.broken,
+    samePidNamespace: info.samePidNamespace,
   };
 }
 
 export function formatMutex(s: MutexStatus): string {
-  const lines = [`${s.path}: ${s.held ? 'held' : 'free'}${s.ready ? '' : ' (not initialised yet)'}`];
+  const state = s.broken ? 'broken' : s.held ? 'held' : 'free';
+  const lines = [`${s.path}: ${state}${s.ready ? '' : ' (not initialised yet)'}`];
+  if (s.broken) {
+    lines.push('  a user lost writes to it (its file was cut while mapped): every open and acquisition');
+    lines.push('  is refused with ERR_INCOMPATIBLE_REGION, and no ownerDied will be reported; unlink it');
+  }
+  if (!s.samePidNamespace) lines.push('  made in another PID namespace: refused here, and its pids are not ours');
   const h = s.holder;
-  if (h !== null) {
+  if (h !== null && (s.broken || !s.samePidNamespace)) {
+    lines.push(`  holder  pid ${h.pid} tid ${h.tid} (as recorded)`);
+  } else if (h !== null) {
     const who = h.command === null ? '' : `  ${h.command.map(quote).join(' ')}`;
     const since = s.acquiredAt === null ? '' : ` since ${s.acquiredAt}`;
     lines.push(`  holder  pid ${h.pid} tid ${h.tid}${since}${who}`);
