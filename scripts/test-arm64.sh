@@ -72,7 +72,14 @@ echo "test-arm64: node $arch under $(qemu-aarch64 --version | head -1)"
 # happen there; the other owner-death cases skip through their probe), and the
 # read-only lock file case, whose uid-65534 child cannot execute the emulated
 # node kept in this script's private (0700) work dir.
-skip_files='^test/(worker-suite|cli|counter-server|package)\.test\.js$'
+# Also left out, by file, until they can run under emulation:
+# web-locks-procs (dead clients are found through robust-mutex owner death,
+# which qemu-user cannot emulate: set_robust_list is ENOSYS), web-locks-builtin
+# (its install case uses the default scope, whose table the x64 run of npm test
+# made before: a region of another architecture is refused, as it must be) and timer-limit (timer_create with the top real-time signals fails under
+# qemu-user, so the test's own detector cannot arm). They run natively in
+# npm test and test:runtimes.
+skip_files='^test/(worker-suite|cli|counter-server|package|web-locks-procs|web-locks-builtin|timer-limit)\.test\.js$'
 skip_titles='\(fs-ext\)|Python using fcntl\.lockf|the 2,049th SharedMutex one thread holds|are locked through a read-only fd, and exclude other processes'
 if [ $# -gt 0 ]; then
   spec=("$@")
@@ -83,6 +90,7 @@ fi
 export INTERLOCK_EXEC_PATH="$work/node"
 export NODE_OPTIONS="--require $root/test/support/exec-path.js"
 export PREBUILDS_ONLY=1 # node-gyp-build: never build/Release (x64), always prebuilds/linux-arm64
+echo "test-arm64: left out (reasons in scripts/test-arm64.sh): files matching $skip_files; titles matching $skip_titles"
 start=$(date +%s)
 status=0
 "$work/node" node_modules/mocha/bin/mocha.js --no-config --forbid-only --timeout 60000 --slow 10000 \
