@@ -550,7 +550,7 @@ describe('interlock status', () => {
     const probe = await run('unshare', [...inNamespace, '--help']);
     if (probe.code !== 0) {
       console.log(`      (skipped: unshare -p -f --mount-proc refused here: ${probe.err.trim()})`);
-      this.skip();
+      this.skip(); // the reason is printed above
     }
     const file = path.join(dir, 'namespace');
     for (const mode of ['exclusive', 'shared']) {

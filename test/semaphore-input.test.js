@@ -185,7 +185,7 @@ try { new Semaphore(process.argv[1], { permits: 1 }); process.stdout.write('open
     const probe = spawnSync('unshare', ['--ipc', 'true']);
     if (probe.status !== 0) {
       console.log(`      skipped: unshare --ipc does not work here (${String(probe.stderr).trim()})`);
-      this.skip();
+      this.skip(); // the reason is printed above
     }
     const name = fresh('ipcns');
     const s = new Semaphore(name, { permits: 1 });

@@ -24,7 +24,7 @@ describe('waits without a per-thread timer (low RLIMIT_SIGPENDING)', function ()
           : null;
     if (why) {
       console.log(`      skipped: ${why}`);
-      this.skip();
+      this.skip(); // the reason is printed above
     }
   });
 
