@@ -183,12 +183,14 @@ describe('flock(fd) and flockSync(fd)', () => {
       flockSync(other, 'ex');
       const ms = 1 + (i % 3);
       let p;
+      let unlocked;
+      const unlock = () => new Promise((resolve) => setTimeout(() => resolve(flockSync(other, 'un')), ms));
       if (i % 2) {
-        setTimeout(() => flockSync(other, 'un'), ms);
+        unlocked = unlock();
         p = flock(fd, 'ex', { timeout: ms });
       } else {
         p = flock(fd, 'ex', { timeout: ms });
-        setTimeout(() => flockSync(other, 'un'), ms);
+        unlocked = unlock();
       }
       const granted = await p.then(
         (v) => v,
@@ -197,7 +199,9 @@ describe('flock(fd) and flockSync(fd)', () => {
           return false;
         },
       );
-      await sleep(0); // the unlock timer has run by now in every round
+      // Wait for the unlock itself: under load a timeout can settle before
+      // a timer due at the same millisecond has run (seen in CI).
+      await unlocked;
       const free = flockSync(probe, 'ex', { nonblocking: true });
       if (free) flockSync(probe, 'un');
       assert.equal(free, !granted, `round ${i}: resolved ${granted} but the lock is ${free ? 'free' : 'held'}`);
