@@ -27,28 +27,9 @@ using interlock::SharedRegion;
 using interlock::Status;
 using testutil::kPromptMs;
 using testutil::ms_since;
+using testutil::ShmName;
 
 namespace {
-
-// A /dev/shm name private to this process, removed at the end.
-class ShmName {
- public:
-  explicit ShmName(const char* tag)
-      : name_(std::string("interlock-native-") + std::to_string(getpid()) + "-" + tag), path_("/dev/shm/" + name_) {
-    unlink(path_.c_str());
-    harness::cleanup_paths().push_back(path_);
-  }
-  ~ShmName() {
-    harness::forget_path(path_);
-    unlink(path_.c_str());
-    rmdir(path_.c_str());
-  }
-  const std::string& name() const { return name_; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string name_, path_;
-};
 
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

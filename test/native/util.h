@@ -62,6 +62,26 @@ class TempDir {
   std::string path_;
 };
 
+// A /dev/shm name private to this process, removed at the end.
+class ShmName {
+ public:
+  explicit ShmName(const char* tag)
+      : name_(std::string("interlock-native-") + std::to_string(getpid()) + "-" + tag), path_("/dev/shm/" + name_) {
+    unlink(path_.c_str());
+    harness::cleanup_paths().push_back(path_);
+  }
+  ~ShmName() {
+    harness::forget_path(path_);
+    unlink(path_.c_str());
+    rmdir(path_.c_str());
+  }
+  const std::string& name() const { return name_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string name_, path_;
+};
+
 inline int open_rw(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) harness::fail(__FILE__, __LINE__, "open " + path);
