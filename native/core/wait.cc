@@ -39,6 +39,11 @@ class WaitThreads {
     return alive_;
   }
 
+  int idle() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return static_cast<int>(idle_.size());
+  }
+
  private:
   struct Slot {
     std::condition_variable cv;
@@ -169,5 +174,6 @@ bool Wait::done() {
 }
 
 int wait_threads_alive() { return WaitThreads::get().alive(); }
+int wait_threads_idle() { return WaitThreads::get().idle(); }
 
 }  // namespace interlock

@@ -71,5 +71,7 @@ class Wait {
 
 // Threads currently alive in the dedicated set (for tests and teardown).
 int wait_threads_alive();
+// Of those, the ones lingering for a next wait (tests: reuse needs one).
+int wait_threads_idle();
 
 }  // namespace interlock
