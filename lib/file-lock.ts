@@ -1,20 +1,13 @@
 // FileLock: flock(2) on a lock file, exclusive across processes, worker
 // threads and async tasks.
 import { resolve } from 'node:path';
-import { closedError, fromNative, LockError, systemError, teardownError } from './errors';
-import { LockHandle, runHeld, runHeldSync } from './handle';
+import { fromNative, LockError, systemError, teardownError } from './errors';
+import { LockHandle } from './handle';
 import { type NativeLockFile, native } from './native';
-import { type Backend, LockQueue } from './queue';
+import type { Backend, LockQueue } from './queue';
+import { QueuedLock, QueueTable } from './queued-lock';
 import { type FileStatus, fileStatus } from './status';
-import {
-  validateBoolean,
-  validateFunction,
-  validateMode,
-  validateObject,
-  validatePath,
-  validateSignal,
-  validateTimeout,
-} from './validate';
+import { validateBoolean, validateMode, validateObject, validatePath } from './validate';
 
 export interface FileLockOptions {
   /** Permission bits if the file is created. Default 0o600. */
@@ -133,50 +126,14 @@ class FileBackend implements Backend<true> {
   }
 }
 
-type FileQueue = LockQueue<true, LockHandle>;
-
-// This thread's lock files (each worker loads its own copy of this module, so
-// the map is naturally per thread), under two kinds of key: every resolved
-// path that reached one, and `#dev:ino`, so that a hard link or a path through
-// a symlinked directory finds the same queue (one fd, one EDEADLK, one FIFO).
-const queues = new Map<string, FileQueue>();
-const keysOf = new Map<FileQueue, string[]>();
+// This thread's lock files, under two kinds of key: every resolved path that
+// reached one, and `#dev:ino`, so that a hard link or a path through a
+// symlinked directory finds the same queue (one fd, one EDEADLK, one FIFO).
+const table = new QueueTable<true, LockHandle, boolean, FileBackend>((owner, shared) => new LockHandle(owner, shared));
 
 /** The key of a resolved path; Buffer paths keep their bytes (NUL is never in a path). */
 function pathKey(target: string | Buffer): string {
   return typeof target === 'string' ? target : `\0${target.toString('latin1')}`;
-}
-
-/**
- * The queue of the file at `target`: by path if this thread knows the path,
- * else by opening the file (which the first acquisition does anyway) and
- * asking for its identity.
- */
-function bindQueue(target: string | Buffer, path: string, mode: number, create: boolean, unsafe: boolean): FileQueue {
-  const key = pathKey(target);
-  const known = queues.get(key);
-  if (known !== undefined) return known;
-  const backend = new FileBackend(target, path, mode, create, unsafe);
-  const identity = `#${backend.open()}`;
-  let queue = queues.get(identity);
-  if (queue === undefined) {
-    const created: FileQueue = new LockQueue<true, LockHandle>(
-      backend,
-      (owner, shared) => new LockHandle(owner, shared),
-      () => {
-        for (const k of keysOf.get(created) ?? []) if (queues.get(k) === created) queues.delete(k);
-        keysOf.delete(created);
-      },
-    );
-    queue = created;
-    queues.set(identity, queue);
-    keysOf.set(queue, [identity]);
-  } else {
-    backend.close(); // an alias of a file this thread has open already
-  }
-  queues.set(key, queue);
-  keysOf.get(queue)?.push(key);
-  return queue;
 }
 
 /** A path as given, made absolute against the current directory (bytes stay bytes). */
@@ -186,15 +143,20 @@ function absolute(p: string | Buffer): string | Buffer {
   return Buffer.concat([Buffer.from(`${process.cwd()}/`), p]);
 }
 
-export class FileLock {
+export class FileLock extends QueuedLock<
+  true,
+  LockHandle,
+  boolean,
+  AcquireOptions,
+  AcquireSyncOptions,
+  { shared?: boolean }
+> {
   /** The absolute path of the lock file. */
   readonly path: string;
   readonly #target: string | Buffer;
   readonly #mode: number;
   readonly #create: boolean;
   readonly #allowUnsafe: boolean;
-  #queue: FileQueue | undefined;
-  #closed = false;
 
   /**
    * A lock on `path`. Nothing is opened until the first acquisition. All
@@ -204,84 +166,52 @@ export class FileLock {
   constructor(path: string | Buffer | URL, options?: FileLockOptions) {
     const p = validatePath(path, 'path');
     const opts = validateObject(options, 'options');
-    this.#mode = validateMode(opts.mode, 'options.mode', 0o600);
-    this.#create = validateBoolean(opts.create, 'options.create', true);
-    this.#allowUnsafe = validateBoolean(opts.allowUnsafeFilesystem, 'options.allowUnsafeFilesystem', false);
-    this.#target = absolute(p);
-    this.path = typeof p === 'string' ? (this.#target as string) : resolve(p.toString());
+    const mode = validateMode(opts.mode, 'options.mode', 0o600);
+    const create = validateBoolean(opts.create, 'options.create', true);
+    const allowUnsafe = validateBoolean(opts.allowUnsafeFilesystem, 'options.allowUnsafeFilesystem', false);
+    const target = absolute(p);
     // A path this thread already uses joins its queue now, without a system call.
-    this.#queue = queues.get(pathKey(this.#target));
-    if (this.#queue !== undefined) this.#queue.refs++;
+    super(table.join(pathKey(target))?.queue);
+    this.#target = target;
+    this.#mode = mode;
+    this.#create = create;
+    this.#allowUnsafe = allowUnsafe;
+    this.path = typeof p === 'string' ? (target as string) : resolve(p.toString());
   }
 
-  /** The queue, found or opened on first use; throws if closed or if the file cannot be opened. */
-  #open(): FileQueue {
-    if (this.#queue !== undefined) return this.#queue;
-    if (this.#closed) throw closedError(`FileLock '${this.path}'`);
-    const queue = bindQueue(this.#target, this.path, this.#mode, this.#create, this.#allowUnsafe);
-    queue.refs++;
-    this.#queue = queue;
-    return queue;
+  protected label(): string {
+    return `FileLock '${this.path}'`;
   }
 
-  /** Waits for the lock without blocking the event loop. */
-  acquire(options?: AcquireOptions): Promise<LockHandle> {
-    const opts = options === undefined ? undefined : validateObject(options, 'options');
-    const shared = validateBoolean(opts?.shared, 'options.shared', false);
-    const timeout = validateTimeout(opts?.timeout, 'options.timeout');
-    const signal = validateSignal(opts?.signal, 'options.signal');
-    let queue = this.#queue;
-    if (queue === undefined) {
-      try {
-        queue = this.#open();
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    }
-    return queue.acquire(this, shared, timeout, signal, this.acquire);
-  }
-
-  /** The lock if it is free now, else null. Never waits. */
-  tryAcquire(options?: { shared?: boolean }): LockHandle | null {
-    const opts = options === undefined ? undefined : validateObject(options, 'options');
-    const shared = validateBoolean(opts?.shared, 'options.shared', false);
-    return this.#open().tryAcquire(this, shared);
+  protected mode(opts: Record<string, unknown> | undefined): boolean {
+    return validateBoolean(opts?.shared, 'options.shared', false);
   }
 
   /**
-   * Blocks this thread until the lock is granted, like fs.*Sync. Throws
-   * EDEADLK if this thread already holds or waits for it. In a Worker, give
-   * a timeout: terminate() cannot interrupt a thread blocked in native code.
+   * The queue of the file: by path if this thread knows the path, else by
+   * opening the file (which the first acquisition does anyway) and asking
+   * for its identity.
    */
-  acquireSync(options?: AcquireSyncOptions): LockHandle {
-    const opts = options === undefined ? undefined : validateObject(options, 'options');
-    const shared = validateBoolean(opts?.shared, 'options.shared', false);
-    const timeout = validateTimeout(opts?.timeout, 'options.timeout');
-    return this.#open().acquireSync(this, shared, timeout);
-  }
-
-  /** Acquires, runs `fn` with the handle, and always releases. */
-  run<T>(fn: (handle: LockHandle) => T | Promise<T>, options?: AcquireOptions): Promise<T> {
-    validateFunction(fn, 'fn');
-    return runHeld(this.acquire(options), fn);
-  }
-
-  runSync<T>(fn: (handle: LockHandle) => T, options?: AcquireSyncOptions): T {
-    validateFunction(fn, 'fn');
-    return runHeldSync(this.acquireSync(options), fn);
-  }
-
-  /** Releases what this instance holds and rejects what it waits for. */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    const queue = this.#queue;
-    this.#queue = undefined;
-    queue?.closeOwner(this);
-  }
-
-  get closed(): boolean {
-    return this.#closed;
+  protected override bind(): LockQueue<true, LockHandle> {
+    const key = pathKey(this.#target);
+    const known = table.join(key);
+    if (known !== undefined) return known.queue;
+    const backend = new FileBackend(this.#target, this.path, this.#mode, this.#create, this.#allowUnsafe);
+    let identity: string;
+    try {
+      identity = `#${backend.open()}`;
+    } catch (err) {
+      backend.close();
+      throw err;
+    }
+    // An alias of a file this thread has open already keeps the open fd.
+    const entry = table.open(
+      identity,
+      () => backend,
+      () => backend.close(),
+    );
+    table.alias(key, entry);
+    return entry.queue;
   }
 
   /**

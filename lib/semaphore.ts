@@ -6,7 +6,7 @@ import { type NativeSemaphore, native, type SemaphoreGrant, type SemaphoreInfo }
 import type { Backend } from './queue';
 import { QueuedLock, QueueTable } from './queued-lock';
 import { incompatible, regionError, regionPath, validateName } from './region';
-import { validateInteger, validateMode, validateObject, validateSignal, validateTimeout } from './validate';
+import { validateInteger, validateMode, validateObject } from './validate';
 
 const MAX_PERMITS = 32767; // SEMVMX: the largest value of a System V semaphore
 
@@ -112,12 +112,18 @@ const table = new QueueTable<SemaphoreGrant, SemaphoreHandle, number, SemaphoreB
   (owner, weight, grant) => new SemaphoreHandle(owner, weight, grant),
 );
 
+/**
+ * A request takes `weight` permits (default 1). tryAcquire gives null while a
+ * heavier request waits; acquireSync throws EDEADLK if this thread waits for
+ * the semaphore, or holds so many permits that `weight` could never be free.
+ */
 export class Semaphore extends QueuedLock<
   SemaphoreGrant,
   SemaphoreHandle,
   number,
   SemaphoreAcquireOptions,
-  { weight?: number; timeout?: number }
+  { weight?: number; timeout?: number },
+  { weight?: number }
 > {
   readonly name: string;
   readonly permits: number;
@@ -148,35 +154,9 @@ export class Semaphore extends QueuedLock<
     return `Semaphore '${this.name}'`;
   }
 
-  #weight(opts: Record<string, unknown> | undefined): number {
+  protected mode(opts: Record<string, unknown> | undefined): number {
     if (opts?.weight === undefined) return 1;
     return validateInteger(opts.weight, 'options.weight', 1, this.permits);
-  }
-
-  /** Waits for `weight` permits without blocking the event loop. */
-  acquire(options?: SemaphoreAcquireOptions): Promise<SemaphoreHandle> {
-    const opts = options === undefined ? undefined : validateObject(options, 'options');
-    const weight = this.#weight(opts);
-    const timeout = validateTimeout(opts?.timeout, 'options.timeout');
-    const signal = validateSignal(opts?.signal, 'options.signal');
-    return this.enqueue(weight, timeout, signal, this.acquire);
-  }
-
-  /** `weight` permits if they are free now (and no heavier request waits), else null. */
-  tryAcquire(options?: { weight?: number }): SemaphoreHandle | null {
-    const opts = options === undefined ? undefined : validateObject(options, 'options');
-    return this.open().tryAcquire(this, this.#weight(opts));
-  }
-
-  /**
-   * Blocks this thread until granted. EDEADLK if this thread waits for the
-   * semaphore, or holds so many permits that `weight` could never be free.
-   */
-  acquireSync(options?: { weight?: number; timeout?: number }): SemaphoreHandle {
-    const opts = options === undefined ? undefined : validateObject(options, 'options');
-    const weight = this.#weight(opts);
-    const timeout = validateTimeout(opts?.timeout, 'options.timeout');
-    return this.open().acquireSync(this, weight, timeout);
   }
 
   /** Permits, free permits (the kernel's count) and the live holders. */
