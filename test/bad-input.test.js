@@ -7,7 +7,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { FileLock, LockError, flock, flockSync } = require('..');
-const { tmpDir, fdCount, othersCanLock, execAsNobody } = require('./helpers');
+const { tmpDir, fdCount, othersCanLock, execAsNobody } = require('./support/helpers');
 
 const { errno: E } = require('node:os').constants;
 const NOT_AN_FD = 2 ** 30; // valid as an argument, never open

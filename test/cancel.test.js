@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { FileLock, LockError, AbortError, flockSync } = require('..');
-const { tmpDir, threadCount, settledThreadCount, waitFor, holdFlock, othersCanLock } = require('./helpers');
+const { tmpDir, threadCount, settledThreadCount, waitFor, holdFlock, othersCanLock } = require('./support/helpers');
 
 const MARGIN = 150; // ms of scheduling slack allowed on a loaded 2-core VM
 const ETIMEDOUT = -110;

@@ -5,7 +5,7 @@ const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { skipBecause, sleep, tmpDir, waitFor } = require('./helpers');
+const { skipBecause, sleep, tmpDir, waitFor } = require('./support/helpers');
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
 const CHILD = path.join(__dirname, 'fixtures', 'cli-child.js');

@@ -6,7 +6,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const { Semaphore, SharedMutex } = require('..');
-const { killChildren } = require('./helpers');
+const { killChildren } = require('./support/helpers');
 const { uniqueName, cleanupNames, holderProcess } = require('./fixtures/mutex-driver');
 
 const ROOT = path.join(__dirname, '..');

@@ -9,7 +9,7 @@ const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const { createClient } = require('redis');
-const { killChildren, skipBecause, startTracked, waitFor } = require('./helpers');
+const { killChildren, skipBecause, startTracked, waitFor } = require('./support/helpers');
 const { serverFor } = require('./support/servers');
 
 const START = path.join(__dirname, '..', 'examples', 'counter-server', 'start.js');

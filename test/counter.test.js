@@ -5,7 +5,7 @@
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { tmpDir, startFixture, killChildren } = require('./helpers');
+const { tmpDir, startFixture, killChildren } = require('./support/helpers');
 
 /** Runs `processes` counter fixtures from one start line; returns the total. */
 async function runCounter({ processes, workers, tasks = 1, n, modes }) {

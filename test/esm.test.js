@@ -8,7 +8,7 @@ const { execFileSync } = require('node:child_process');
 const { createRequire } = require('node:module');
 const { pathToFileURL } = require('node:url');
 const cjs = require('..');
-const { tmpDir } = require('./helpers');
+const { tmpDir } = require('./support/helpers');
 
 const root = path.resolve(__dirname, '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));

@@ -8,7 +8,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 const { SharedMutex } = require('..');
-const { tmpDir, startFixture, killChildren, unlinkSemaphores } = require('./helpers');
+const { tmpDir, startFixture, killChildren, unlinkSemaphores } = require('./support/helpers');
 const { uniqueName, cleanupNames } = require('./fixtures/mutex-driver');
 
 const fixture = path.join(__dirname, 'fixtures', 'exit-midflight.js');

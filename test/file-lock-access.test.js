@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { FileLock } = require('..');
-const { tmpDir, othersCanLock, startTracked, killChildren } = require('./helpers');
+const { tmpDir, othersCanLock, startTracked, killChildren } = require('./support/helpers');
 
 const ROOT = path.join(__dirname, '..');
 

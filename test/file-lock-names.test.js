@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const { FileLock } = require('..');
-const { tmpDir, fdsOn, othersCanLock } = require('./helpers');
+const { tmpDir, fdsOn, othersCanLock } = require('./support/helpers');
 
 /** Whether python3 could flock the file whose name is these bytes (hex) right now. */
 function pythonCanLock(bytes) {

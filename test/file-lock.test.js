@@ -3,7 +3,7 @@
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { FileLock, LockHandle } = require('..');
-const { tmpDir } = require('./helpers');
+const { tmpDir } = require('./support/helpers');
 
 describe('FileLock basics', () => {
   let dir;

@@ -15,7 +15,7 @@ const {
   holdFlock,
   othersCanLock,
   readFileMedian,
-} = require('./helpers');
+} = require('./support/helpers');
 
 const MARGIN = 150; // ms of scheduling slack on a loaded 2-core VM
 const ETIMEDOUT = -110;

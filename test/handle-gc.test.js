@@ -8,7 +8,7 @@
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
-const { tmpDir, FIXTURES } = require('./helpers');
+const { tmpDir, FIXTURES } = require('./support/helpers');
 
 function runDropper(flags) {
   const prefix = `interlock-gc-${process.pid}-${Math.random().toString(36).slice(2)}`;

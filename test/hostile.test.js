@@ -8,7 +8,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const { FileLock, SharedMutex } = require('..');
-const { tmpDir, fdCount, holdFlock, othersCanLock, killChildren, execAsNobody } = require('./helpers');
+const { tmpDir, fdCount, holdFlock, othersCanLock, killChildren, execAsNobody } = require('./support/helpers');
 const { uniqueName, cleanupNames, holderProcess } = require('./fixtures/mutex-driver');
 
 const { errno: E } = require('node:os').constants;

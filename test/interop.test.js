@@ -6,7 +6,7 @@ const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { FileLock } = require('..');
-const { tmpDir, sleep, startTracked, startFixture, killChildren, FIXTURES } = require('./helpers');
+const { tmpDir, sleep, startTracked, startFixture, killChildren, FIXTURES } = require('./support/helpers');
 
 /** flock(1) holds `file` until release() ends its stdin. */
 async function flockHolder(file, shared = false) {

@@ -11,7 +11,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { tmpDir, holdFlock, sleep, waitFor, startTracked, killChildren, skipBecause } = require('./helpers');
+const { tmpDir, holdFlock, sleep, waitFor, startTracked, killChildren, skipBecause } = require('./support/helpers');
 const { emulationEvidence } = require('./support/owner-death');
 
 const ROOT = path.resolve(__dirname, '..');

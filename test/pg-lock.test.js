@@ -7,7 +7,7 @@ const assert = require('node:assert/strict');
 const pg = require('pg');
 const { PgLock, advisoryKey } = require('interlock/postgres');
 const { LockError } = require('..');
-const { sleep, startFixture, tmpDir, waitFor, killChildren } = require('./helpers');
+const { sleep, startFixture, tmpDir, waitFor, killChildren } = require('./support/helpers');
 const { assertExclusion, needServer, serverFor } = require('./support/servers');
 
 let seq = 0;

@@ -12,7 +12,7 @@ const Redis = require('ioredis');
 const { RedisLock } = require('interlock/redis');
 const { LockError } = require('..');
 const { openRedisStore } = require('../examples/counter-server/store-redis');
-const { sleep, startFixture, tmpDir, waitFor, killChildren } = require('./helpers');
+const { sleep, startFixture, tmpDir, waitFor, killChildren } = require('./support/helpers');
 const { assertExclusion, needServer, serverFor, startRedis } = require('./support/servers');
 
 const KEY = (name) => `interlock:{${name}}`;

@@ -8,7 +8,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { execFileSync, spawnSync } = require('node:child_process');
 const { LockError, Semaphore, SharedMutex } = require('..');
-const { fdCount, settledThreadCount, sleep } = require('./helpers');
+const { fdCount, settledThreadCount, sleep } = require('./support/helpers');
 
 const ROOT = path.resolve(__dirname, '..');
 const { errno: E } = require('node:os').constants;

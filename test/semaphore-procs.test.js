@@ -5,7 +5,7 @@
 // holding or waiting, come back at once, with ownerDied for the next holder.
 const assert = require('node:assert/strict');
 const { Semaphore, SharedMutex } = require('..');
-const { startFixture, killChildren, sleep, waitFor } = require('./helpers');
+const { startFixture, killChildren, sleep, waitFor } = require('./support/helpers');
 const { skipUnlessOwnerDeath } = require('./support/owner-death');
 
 const PROMPT_MS = 2000; // "at once" on a loaded 2-core machine

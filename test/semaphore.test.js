@@ -7,7 +7,7 @@ const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { LockError, Semaphore } = require('..');
-const { sleep } = require('./helpers');
+const { sleep } = require('./support/helpers');
 
 const ROOT = path.resolve(__dirname, '..');
 let seq = 0;

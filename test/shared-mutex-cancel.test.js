@@ -4,7 +4,7 @@
 // no native thread (thread count back to baseline after 100 cancelled waits).
 const assert = require('node:assert/strict');
 const { SharedMutex, LockError, AbortError } = require('..');
-const { killChildren, settledThreadCount, threadCount, waitFor, sleep } = require('./helpers');
+const { killChildren, settledThreadCount, threadCount, waitFor, sleep } = require('./support/helpers');
 const { uniqueName, cleanupNames, holderProcess } = require('./fixtures/mutex-driver');
 
 const MARGIN = 150; // ms of scheduling slack on a loaded 2-core VM

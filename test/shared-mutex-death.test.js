@@ -6,7 +6,7 @@
 const { skipUnlessOwnerDeath } = require('./support/owner-death');
 const assert = require('node:assert/strict');
 const { SharedMutex } = require('..');
-const { killChildren, settledThreadCount, threadCount, fdCount, waitFor, sleep, within } = require('./helpers');
+const { killChildren, settledThreadCount, threadCount, fdCount, waitFor, sleep, within } = require('./support/helpers');
 const { uniqueName, cleanupNames, holderProcess, holderWorker, expectTag } = require('./fixtures/mutex-driver');
 
 describe('SharedMutex owner death', function () {

@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { FileLock, SharedMutex } = require('..');
-const { killChildren, tmpDir, sleep } = require('./helpers');
+const { killChildren, tmpDir, sleep } = require('./support/helpers');
 const { uniqueName, cleanupNames, startReporting } = require('./fixtures/mutex-driver');
 
 /** Parses the `<tag> <json>` line a fixture printed. */

@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const { randomBytes } = require('node:crypto');
 const { threadId } = require('node:worker_threads');
 const { SharedMutex, LockError } = require('..');
-const { fdCount, killChildren } = require('./helpers');
+const { fdCount, killChildren } = require('./support/helpers');
 const { uniqueName, cleanupNames, mapsOf, holderProcess, holderWorker } = require('./fixtures/mutex-driver');
 
 const { errno: E } = require('node:os').constants;

@@ -23,7 +23,7 @@ const {
   FIXTURES,
   within,
   unlinkSemaphores,
-} = require('./helpers');
+} = require('./support/helpers');
 const { uniqueName, cleanupNames } = require('./fixtures/mutex-driver');
 
 /** Exit status of `flock -n file true`: 0 another process got it, 1 busy. */

@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { FileLock, SharedMutex, flock, flockSync } = require('..');
-const { tmpDir, holdFlock, sleep, startTracked } = require('./helpers');
+const { tmpDir, holdFlock, sleep, startTracked } = require('./support/helpers');
 
 const MAX = 2 ** 31 - 1;
 

@@ -7,7 +7,7 @@ const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { Semaphore } = require('..');
-const { tmpDir, holdFlock, startFixture, killChildren } = require('./helpers');
+const { tmpDir, holdFlock, startFixture, killChildren } = require('./support/helpers');
 
 const TIMEOUT = 300;
 

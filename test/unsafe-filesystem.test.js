@@ -11,7 +11,7 @@ const path = require('node:path');
 const { execFile, spawnSync } = require('node:child_process');
 const { FileLock } = require('..');
 const { native } = require('../dist/native');
-const { tmpDir, othersCanLock, FIXTURES } = require('./helpers');
+const { tmpDir, othersCanLock, FIXTURES } = require('./support/helpers');
 
 const MAGIC = { nfs: 0x6969, cifs: 0xff534d42, smb2: 0xfe534d42, fuse: 0x65735546, '9p': 0x01021997, ceph: 0x00c36400 };
 

@@ -18,7 +18,7 @@ const {
   holdFlock,
   readFileMedian,
   skipBecause,
-} = require('./helpers');
+} = require('./support/helpers');
 
 const POOL_SIZE = Number(process.env.UV_THREADPOOL_SIZE) || 4;
 

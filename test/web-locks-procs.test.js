@@ -7,7 +7,15 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const { Worker } = require('node:worker_threads');
 const { LockManager, SharedMutex } = require('..');
-const { startFixture, killChildren, waitFor, within, settledThreadCount, threadCount, sleep } = require('./helpers');
+const {
+  startFixture,
+  killChildren,
+  waitFor,
+  within,
+  settledThreadCount,
+  threadCount,
+  sleep,
+} = require('./support/helpers');
 const LOG = require('./fixtures/web-locks-log');
 
 let n = 0;

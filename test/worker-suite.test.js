@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { Worker } = require('node:worker_threads');
-const { FIXTURES } = require('./helpers');
+const { FIXTURES } = require('./support/helpers');
 
 // Files that cannot run inside a Worker, each with the reason.
 // Files whose code under test all runs in child processes: inside a Worker

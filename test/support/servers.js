@@ -8,7 +8,7 @@ const os = require('node:os');
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const assert = require('node:assert/strict');
-const { startFixture, startTracked } = require('../helpers');
+const { startFixture, startTracked } = require('./helpers');
 
 function freePort() {
   return new Promise((resolve, reject) => {

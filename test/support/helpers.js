@@ -151,7 +151,7 @@ async function readFileMedian(file, n = 30) {
   return median(times);
 }
 
-const FIXTURES = path.join(__dirname, 'fixtures');
+const FIXTURES = path.join(__dirname, '..', 'fixtures');
 const tracked = new Set();
 
 /**
@@ -200,7 +200,7 @@ const nobodyCan = (flag, file) => spawnSync('test', [flag, file], { uid: NOBODY,
  */
 function reachableByNobody() {
   if (forNobody) return forNobody;
-  const root = path.join(__dirname, '..');
+  const root = path.join(__dirname, '..', '..');
   forNobody = { exec: process.execPath, fixtures: FIXTURES };
   if (!nobodyCan('-x', process.execPath)) {
     const bin = tmpDir('interlock-runtime-');
@@ -255,7 +255,7 @@ async function settledThreadCount(ms = 3000) {
 
 /** Unlinks the Semaphores named in `names` (region and set) and empties it; missing ones are fine. */
 function unlinkSemaphores(names) {
-  const { Semaphore } = require('..');
+  const { Semaphore } = require('../..');
   for (const name of names.splice(0)) {
     try {
       Semaphore.unlink(name);
