@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AbortError, LockError } from './errors';
+import { AbortError, LockError, withStack } from './errors';
 import { FileLock } from './file-lock';
 import type { LockHandle } from './handle';
 import {
@@ -41,20 +41,53 @@ export interface Wait {
   lose(why: string, cause?: unknown): void;
 }
 
+/**
+ * The lost-lock signal of one hold. Most holds are never lost and most
+ * callers never look at the signal, so its AbortController is made only
+ * when asked for (a loss before that is kept and shown at once).
+ */
+class Loss {
+  readonly #name: string;
+  #reason: LockError | undefined;
+  #controller: AbortController | undefined;
+
+  constructor(name: string) {
+    this.#name = name;
+  }
+
+  lose(why: string, cause?: unknown): void {
+    if (this.#reason !== undefined) return;
+    this.#reason = lostError(this.#name, why, cause);
+    this.#controller?.abort(this.#reason);
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#reason !== undefined) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+}
+
 export class RemoteHandle {
   /** Fencing token: strictly larger for every later grant of this lock. */
   readonly token: bigint;
-  /** Aborts with a LockError ERR_LOCK_LOST when the hold is no longer certain. */
-  readonly signal: AbortSignal;
   readonly shared: boolean;
+  readonly #loss: Loss;
   #ungrant: (() => Promise<void>) | undefined;
   #released: Promise<void> | undefined;
 
-  constructor(token: bigint, shared: boolean, signal: AbortSignal, ungrant: () => Promise<void>) {
+  constructor(token: bigint, shared: boolean, loss: Loss, ungrant: () => Promise<void>) {
     this.token = token;
     this.shared = shared;
-    this.signal = signal;
+    this.#loss = loss;
     this.#ungrant = ungrant;
+  }
+
+  /** Aborts with a LockError ERR_LOCK_LOST when the hold is no longer certain. */
+  get signal(): AbortSignal {
+    return this.#loss.signal;
   }
 
   get released(): boolean {
@@ -106,6 +139,7 @@ export function bounded<T>(
   unref = false,
 ): Promise<T> {
   const { deadline, signal } = wait;
+  if (deadline === Number.POSITIVE_INFINITY && signal === undefined) return work; // nothing to bound it by
   if (signal?.aborted) {
     work.then(late, () => {});
     return Promise.reject(new AbortError(signal.reason));
@@ -203,39 +237,27 @@ export abstract class RemoteLock {
     const opts = validateObject(options, 'options');
     const timeoutMs = validateTimeout(opts.timeout, 'options.timeout');
     const signal = validateSignal(opts.signal, 'options.signal');
-    const site = new Error();
-    return this.#acquire(timeoutMs, signal).catch((err) => {
-      if (err instanceof Error && site.stack !== undefined) {
-        err.stack = `${err.name}: ${err.message}${site.stack.slice(site.stack.indexOf('\n'))}`;
-      }
-      throw err;
-    });
+    return this.#acquire(timeoutMs, signal, new Error());
   }
 
-  async #acquire(timeoutMs: number, signal: AbortSignal | undefined): Promise<RemoteHandle> {
-    if (signal?.aborted) throw new AbortError(signal.reason);
-    const deadline = timeoutMs < 0 ? Number.POSITIVE_INFINITY : performance.now() + timeoutMs;
+  async #acquire(timeoutMs: number, signal: AbortSignal | undefined, site: Error): Promise<RemoteHandle> {
     let localHandle: LockHandle | undefined;
-    if (this.#local !== undefined) {
-      localHandle = await this.#local.acquire({ timeout: timeoutMs < 0 ? undefined : timeoutMs, signal });
-    }
-    const lost = new AbortController();
-    const lose = (why: string, cause?: unknown) => {
-      if (!lost.signal.aborted) lost.abort(lostError(this.name, why, cause));
-    };
+    let grant: Grant;
+    const loss = new Loss(this.name);
     try {
-      const grant = await this.grant({ deadline, timeoutMs, signal, lose });
-      return new RemoteHandle(grant.token, this.shared, lost.signal, async () => {
-        try {
-          await grant.ungrant();
-        } finally {
-          localHandle?.release();
-        }
-      });
+      if (signal?.aborted) throw new AbortError(signal.reason);
+      const deadline = timeoutMs < 0 ? Number.POSITIVE_INFINITY : performance.now() + timeoutMs;
+      if (this.#local !== undefined) {
+        localHandle = await this.#local.acquire({ timeout: timeoutMs < 0 ? undefined : timeoutMs, signal });
+      }
+      grant = await this.grant({ deadline, timeoutMs, signal, lose: (why, cause) => loss.lose(why, cause) });
     } catch (err) {
       localHandle?.release();
-      throw err;
+      throw withStack(err, site);
     }
+    const local = localHandle;
+    const ungrant = local === undefined ? () => grant.ungrant() : () => grant.ungrant().finally(() => local.release());
+    return new RemoteHandle(grant.token, this.shared, loss, ungrant);
   }
 
   /** Acquires, runs `fn(handle, handle.signal)`, and always releases. */

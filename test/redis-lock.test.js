@@ -110,6 +110,19 @@ describe('RedisLock (real redis-server)', function () {
     assert.equal(await client.exists(KEY(name)), 0);
   });
 
+  it('a lease taken over before anyone read handle.signal: the signal, read later, is already aborted', async () => {
+    const name = fresh('lost-unread');
+    const h = await new RedisLock(client, name, { ttl: 300 }).acquire();
+    // Another owner's key in its place: the next renewal (every ttl/3) finds it.
+    await client.set(KEY(name), 'someone else', { PX: 5000 });
+    await sleep(600);
+    assert.equal(h.signal.aborted, true, 'the loss was not kept for a signal made later');
+    assert.equal(h.signal.reason.code, 'ERR_LOCK_LOST');
+    assert.match(h.signal.reason.message, /another owner holds it/);
+    await h.release(); // compare-and-delete: the other owner's key stays
+    assert.equal(await client.get(KEY(name)), 'someone else');
+    await client.del(KEY(name));
+  });
   it('nothing of a hold, a wait or a lost lease keeps a process alive once the client is closed', () => {
     // Held across renewals, waited for, lost to a paused loop; then the
     // process must exit on its own (a leaked timer or socket would keep it).

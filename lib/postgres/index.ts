@@ -110,13 +110,17 @@ async function takeTurn(client: object, key: bigint, wait: Wait, onTimeout: () =
 }
 
 const sequences = new WeakMap<object, Promise<void>>();
+const sequenceMade = new WeakSet<object>();
 
 /** Creates the token sequence once per pool or client (a race with another creator is fine). */
-function ensureSequence(owner: object, conn: PgConnection): Promise<void> {
+function ensureSequence(owner: object, conn: PgConnection): Promise<void> | undefined {
+  if (sequenceMade.has(owner)) return undefined; // every later grant: no await, no extra turn of the loop
   let made = sequences.get(owner);
   if (made === undefined) {
     made = conn.query(`CREATE SEQUENCE IF NOT EXISTS ${SEQUENCE}`).then(
-      () => {},
+      () => {
+        sequenceMade.add(owner);
+      },
       (err) => {
         sequences.delete(owner);
         const code = (err as { code?: string }).code;
@@ -155,6 +159,8 @@ export class PgLock extends RemoteLock {
   /** The advisory-lock key: advisoryKey(name). */
   readonly key: bigint;
   readonly #client: PgPool | PgConnection;
+  readonly #lockText: string;
+  readonly #unlockText: string;
 
   constructor(client: unknown, name: string, options?: PgLockOptions) {
     const c = checkClient(client);
@@ -165,6 +171,9 @@ export class PgLock extends RemoteLock {
     this.#client = c;
     this.shared = shared;
     this.key = advisoryKey(name);
+    const fn = shared ? 'pg_advisory_lock_shared' : 'pg_advisory_lock';
+    this.#lockText = `SELECT ${fn}(${this.key}), nextval('${SEQUENCE}')::text AS token`;
+    this.#unlockText = `SELECT ${fn.replace('_lock', '_unlock')}(${this.key})`;
   }
 
   /** The key PgLock uses for `name` (see advisoryKey). */
@@ -210,11 +219,7 @@ export class PgLock extends RemoteLock {
         token,
         ungrant: async () => {
           try {
-            if (broken === undefined) {
-              await conn.query(
-                `SELECT ${this.shared ? 'pg_advisory_unlock_shared' : 'pg_advisory_unlock'}(${this.key})`,
-              );
-            }
+            if (broken === undefined) await conn.query(this.#unlockText);
           } catch (err) {
             broken ??= err as Error;
             throw serverError('PostgreSQL', this.name, err);
@@ -239,10 +244,13 @@ export class PgLock extends RemoteLock {
 
   /** Waits in the server's queue; resolves with the token once granted. */
   async #lock(conn: PgConnection, fn: string, wait: Wait): Promise<bigint> {
-    await ensureSequence(this.#client, conn).catch((err) => {
-      throw serverError('PostgreSQL', this.name, err);
-    });
-    const select = `SELECT ${fn}(${this.key}), nextval('${SEQUENCE}')::text AS token`;
+    const made = ensureSequence(this.#client, conn);
+    if (made !== undefined) {
+      await made.catch((err) => {
+        throw serverError('PostgreSQL', this.name, err);
+      });
+    }
+    const select = this.#lockText;
     // A session lock taken inside a transaction outlives its COMMIT; the
     // transaction only scopes lock_timeout to this one wait.
     const timed = wait.deadline !== Number.POSITIVE_INFINITY;
@@ -258,7 +266,7 @@ export class PgLock extends RemoteLock {
       if (signal?.aborted) {
         // Granted as the cancel flew: give it back (the cancel may land on
         // this unlock instead: then once more), then report the abort.
-        const unlock = `SELECT ${fn.replace('_lock', '_unlock')}(${this.key})`;
+        const unlock = this.#unlockText;
         await conn.query(unlock).catch((e) => {
           if ((e as { code?: string }).code !== QUERY_CANCELED) throw e;
           return conn.query(unlock);

@@ -157,14 +157,3 @@ export function connectionOf(client: unknown): RedisConnection {
   }
   throw invalidType('client', 'a node-redis (v4+) or ioredis client', client);
 }
-
-/** EVALSHA, falling back to EVAL once when the server has not seen the script. */
-export async function runScript(send: Send, s: Script, keys: string[], args: string[]): Promise<unknown> {
-  const tail = [`${keys.length}`, ...keys, ...args];
-  try {
-    return await send(['EVALSHA', s.sha, ...tail]);
-  } catch (err) {
-    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-    return send(['EVAL', s.source, ...tail]);
-  }
-}

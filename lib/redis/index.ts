@@ -17,7 +17,7 @@ import {
   type Wait,
 } from '../remote';
 import { invalidType, outOfRange, validateObject } from '../validate';
-import { connectionOf, type RedisConnection, runScript, script } from './client';
+import { connectionOf, type RedisConnection, type Script, script } from './client';
 import { Wakeups } from './wakeups';
 
 export { type RemoteAcquireOptions, RemoteHandle } from '../remote';
@@ -31,7 +31,7 @@ export interface RedisLockOptions extends RemoteLockOptions {
 
 // KEYS: lock, token counter. ARGV: owner, ttl. The counter is read back with
 // GET so the token crosses Lua (whose numbers are doubles) as an exact string.
-const ACQUIRE = script(`
+const ACQUIRE: Script = script(`
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   redis.call('INCR', KEYS[2])
   return {1, redis.call('GET', KEYS[2])}
@@ -61,6 +61,11 @@ const MAX_TTL = 2 ** 31 - 1;
 // the server's clock running faster than ours.
 const DRIFT = 0.01;
 
+// An owner is unique among every client of the server: random per thread
+// (each worker loads this module anew), counted per grant.
+const OWNER_PREFIX = `${randomBytes(12).toString('base64url')}:`;
+let owners = 0;
+
 const wakeupsByClient = new WeakMap<object, Wakeups>();
 
 export class RedisLock extends RemoteLock {
@@ -71,6 +76,7 @@ export class RedisLock extends RemoteLock {
   readonly #key: string;
   readonly #tokenKey: string;
   readonly #channel: string;
+  readonly #renewEvery: number;
 
   constructor(client: unknown, name: string, options?: RedisLockOptions) {
     const conn = connectionOf(client);
@@ -85,6 +91,7 @@ export class RedisLock extends RemoteLock {
     if (typeof prefix !== 'string') throw invalidType('options.prefix', 'of type string', prefix);
     super('redis', name, opts);
     this.ttl = ttl;
+    this.#renewEvery = Math.floor(ttl / 3);
     this.#conn = conn;
     let wakeups = wakeupsByClient.get(client as object);
     if (wakeups === undefined) {
@@ -98,23 +105,39 @@ export class RedisLock extends RemoteLock {
     this.#channel = `${this.#key}:released`;
   }
 
-  /** Runs a script, rejecting with ERR_LOCK_SERVER when it fails or gets no reply within the ttl. */
-  #run(s: typeof ACQUIRE, keys: string[], args: string[]): Promise<unknown> {
-    const work = runScript(this.#conn.send, s, keys, args).catch((err) => {
-      throw serverError('Redis', this.name, err);
+  /**
+   * Runs a script (EVALSHA, or EVAL once when the server has not seen it),
+   * rejecting with ERR_LOCK_SERVER when it fails or gets no reply within the ttl.
+   */
+  #run(s: Script, keys: string[], args: string[]): Promise<unknown> {
+    const send = this.#conn.send;
+    const tail = [`${keys.length}`, ...keys, ...args];
+    return new Promise((resolve, reject) => {
+      // A whole-number delay: Node keeps one timer list per delay, so every
+      // command of every lock with this ttl shares one.
+      const timer = setTimeout(
+        () => reject(serverError('Redis', this.name, new Error(`no reply within ${this.ttl} ms`))),
+        this.ttl,
+      );
+      timer.unref(); // a pending command keeps its socket busy; the bound itself must not hold the process
+      const done = (reply: unknown) => {
+        clearTimeout(timer);
+        resolve(reply);
+      };
+      const failed = (err: unknown) => {
+        clearTimeout(timer);
+        reject(serverError('Redis', this.name, err));
+      };
+      send(['EVALSHA', s.sha, ...tail]).then(done, (err) => {
+        if (err instanceof Error && err.message.startsWith('NOSCRIPT'))
+          send(['EVAL', s.source, ...tail]).then(done, failed);
+        else failed(err);
+      });
     });
-    const deadline = performance.now() + this.ttl;
-    return bounded(
-      work,
-      { deadline, signal: undefined },
-      () => serverError('Redis', this.name, new Error(`no reply within ${this.ttl} ms`)),
-      () => {},
-      true, // a pending command keeps its socket busy; the bound itself must not hold the process
-    );
   }
 
   protected async grant(wait: Wait): Promise<Grant> {
-    const owner = randomBytes(16).toString('base64url');
+    const owner = `${OWNER_PREFIX}${++owners}`;
     const keys = [this.#key, this.#tokenKey];
     const args = [owner, `${this.ttl}`];
     const onTimeout = () => remoteTimeoutError(this.name, wait.timeoutMs, 'EVALSHA');
@@ -175,6 +198,10 @@ export class RedisLock extends RemoteLock {
   #hold(owner: string, token: bigint, sentAt: number, wait: Wait): Grant {
     const ttl = this.ttl;
     let expires = sentAt + ttl * (1 - DRIFT);
+    // Between renewals one timer runs: the next renewal, which also notices
+    // a lease that ran out while the process was paused (SIGSTOP, a long GC,
+    // a blocked loop). A second one, the lease's end, runs only while a
+    // renewal is unconfirmed.
     let renewTimer: NodeJS.Timeout | undefined;
     let expiryTimer: NodeJS.Timeout | undefined;
     let held = true;
@@ -187,41 +214,33 @@ export class RedisLock extends RemoteLock {
       stop();
       wait.lose(why, cause);
     };
-    // Fires late after a pause (SIGSTOP, a long GC, a blocked loop): the
-    // lease ran out meanwhile, whatever the renewal says after.
-    const armExpiry = () => {
-      clearTimeout(expiryTimer);
-      expiryTimer = setTimeout(
-        () => lose(`its ${ttl} ms lease ran out before a renewal was confirmed`),
-        expires - performance.now(),
-      );
-      expiryTimer.unref();
-    };
     const renew = () => {
-      if (performance.now() >= expires) return lose(`its ${ttl} ms lease ran out before it could be renewed`);
       const at = performance.now();
+      if (at >= expires) return lose(`its ${ttl} ms lease ran out before it could be renewed`);
+      clearTimeout(expiryTimer);
+      expiryTimer = setTimeout(() => lose(`its ${ttl} ms lease ran out before a renewal was confirmed`), expires - at);
+      expiryTimer.unref();
       this.#run(RENEW, [this.#key], [owner, `${ttl}`]).then(
         (reply) => {
           if (!held) return;
           if (Number(reply) !== 1) return lose('the key expired or another owner holds it');
+          clearTimeout(expiryTimer);
           expires = Math.max(expires, at + ttl * (1 - DRIFT));
-          armExpiry();
           schedule();
         },
-        () => held && schedule(), // unsure, not lost: the expiry timer decides
+        () => held && schedule(), // unsure, not lost: the lease's end stays armed
       );
     };
     const schedule = () => {
-      renewTimer = setTimeout(renew, ttl / 3);
+      renewTimer = setTimeout(renew, this.#renewEvery);
       renewTimer.unref();
     };
-    armExpiry();
     schedule();
     return {
       token,
-      ungrant: async () => {
+      ungrant: () => {
         stop();
-        await this.#ungrant(owner);
+        return this.#ungrant(owner);
       },
     };
   }
