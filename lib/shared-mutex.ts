@@ -2,21 +2,13 @@
 // region, with shared bytes (`data`) and owner-death reporting.
 import { constants as bufferConstants } from 'node:buffer';
 import { unlinkSync } from 'node:fs';
-import { closedError, systemError, teardownError } from './errors';
-import { type HandleOwner, LockHandle, runHeld, runHeldSync } from './handle';
+import { systemError, teardownError } from './errors';
+import { type HandleOwner, LockHandle } from './handle';
 import { type Grant, type NativeSharedMutex, native, type RegionInfo } from './native';
-import { type Backend, LockQueue } from './queue';
+import type { Backend } from './queue';
+import { QueuedLock, QueueTable } from './queued-lock';
 import { incompatible, regionError, regionPath, validateName } from './region';
-import {
-  invalidValue,
-  validateBoolean,
-  validateFunction,
-  validateInteger,
-  validateMode,
-  validateObject,
-  validateSignal,
-  validateTimeout,
-} from './validate';
+import { invalidValue, validateBoolean, validateInteger, validateMode, validateObject } from './validate';
 
 export interface SharedMutexOptions {
   /** Bytes of shared data after the header, exposed as `data`. Default 0. */
@@ -146,107 +138,67 @@ class MutexBackend implements Backend<Grant> {
   }
 }
 
-type MutexQueue = LockQueue<Grant, MutexHandle> & { backend: MutexBackend };
-
 // One queue (and one mapping) per name on this thread.
-const queues = new Map<string, MutexQueue>();
+const table = new QueueTable<Grant, MutexHandle, boolean, MutexBackend>(
+  (owner, _shared, grant) => new MutexHandle(owner, grant),
+);
 
-function queueFor(name: string, dataSize: number, mode: number, allowForeignOwner: boolean): MutexQueue {
-  let queue = queues.get(name);
-  if (queue === undefined) {
-    const backend = new MutexBackend(name, dataSize, mode, allowForeignOwner);
-    const created = new LockQueue<Grant, MutexHandle>(
-      backend,
-      (owner, _shared, grant) => new MutexHandle(owner, grant),
-      () => {
-        if (queues.get(name) === created) queues.delete(name);
-      },
-    ) as MutexQueue;
-    created.backend = backend;
-    queues.set(name, created);
-    queue = created;
-  } else if (queue.backend.dataSize !== dataSize) {
-    throw incompatible(regionPath(name), `is open with dataSize ${queue.backend.dataSize}, not ${dataSize}`);
-  }
-  queue.refs++;
-  return queue;
-}
-
-export class SharedMutex {
+export class SharedMutex extends QueuedLock<
+  Grant,
+  MutexHandle,
+  boolean,
+  MutexAcquireOptions,
+  { timeout?: number },
+  undefined
+> {
   readonly name: string;
-  #queue: MutexQueue | undefined;
+  readonly #backend: MutexBackend;
 
   /**
    * Opens (creating if needed) the region /dev/shm/<name>. Every process and
    * worker that opens the same name shares the mutex and `data`.
    */
   constructor(name: string, options?: SharedMutexOptions) {
-    this.name = validateName(name);
+    const valid = validateName(name);
     const opts = validateObject(options, 'options');
     const dataSize = opts.dataSize === undefined ? 0 : validateInteger(opts.dataSize, 'options.dataSize', 0, MAX_DATA);
     const mode = validateMode(opts.mode, 'options.mode', 0o600);
     const allowForeignOwner = validateBoolean(opts.allowForeignOwner, 'options.allowForeignOwner', false);
-    this.#queue = queueFor(this.name, dataSize, mode, allowForeignOwner);
+    const entry = table.open(
+      valid,
+      () => new MutexBackend(valid, dataSize, mode, allowForeignOwner),
+      (backend) => {
+        if (backend.dataSize !== dataSize) {
+          throw incompatible(regionPath(valid), `is open with dataSize ${backend.dataSize}, not ${dataSize}`);
+        }
+      },
+    );
+    super(entry.queue);
+    this.name = valid;
+    this.#backend = entry.backend;
   }
 
-  #open(): MutexQueue {
-    if (this.#queue === undefined) throw closedError(`SharedMutex '${this.name}'`);
-    return this.#queue;
+  protected label(): string {
+    return `SharedMutex '${this.name}'`;
+  }
+
+  protected mode(opts: Record<string, unknown> | undefined): boolean {
+    if (opts?.shared !== undefined && opts.shared !== false) {
+      throw invalidValue('options.shared', opts.shared, 'is not supported by SharedMutex (exclusive only)');
+    }
+    return false;
   }
 
   /** The shared bytes: the same memory in every process and worker. */
   get data(): Buffer {
-    return this.#open().backend.data();
-  }
-
-  acquire(options?: MutexAcquireOptions): Promise<MutexHandle> {
-    const opts = options === undefined ? undefined : validateObject(options, 'options');
-    const timeout = validateTimeout(opts?.timeout, 'options.timeout');
-    const signal = validateSignal(opts?.signal, 'options.signal');
-    if (opts !== undefined && 'shared' in opts && opts.shared !== undefined && opts.shared !== false) {
-      throw invalidValue('options.shared', opts.shared, 'is not supported by SharedMutex (exclusive only)');
-    }
-    if (this.#queue === undefined) return Promise.reject(closedError(`SharedMutex '${this.name}'`));
-    return this.#queue.acquire(this, false, timeout, signal, this.acquire);
-  }
-
-  tryAcquire(): MutexHandle | null {
-    return this.#open().tryAcquire(this, false);
-  }
-
-  /** Blocks this thread; EDEADLK if this thread holds or waits for it. */
-  acquireSync(options?: { timeout?: number }): MutexHandle {
-    const opts = options === undefined ? undefined : validateObject(options, 'options');
-    const timeout = validateTimeout(opts?.timeout, 'options.timeout');
-    return this.#open().acquireSync(this, false, timeout);
-  }
-
-  /** Acquires, runs `fn` with the handle, and always releases. */
-  run<T>(fn: (handle: MutexHandle) => T | Promise<T>, options?: MutexAcquireOptions): Promise<T> {
-    validateFunction(fn, 'fn');
-    return runHeld(this.acquire(options), fn);
-  }
-
-  runSync<T>(fn: (handle: MutexHandle) => T, options?: { timeout?: number }): T {
-    validateFunction(fn, 'fn');
-    return runHeldSync(this.acquireSync(options), fn);
+    this.open();
+    return this.#backend.data();
   }
 
   /** Header fields (token, dirty flag, holder) without taking the mutex. */
   info(): RegionInfo {
-    return this.#open().backend.info();
-  }
-
-  /** Releases what this instance holds; unmaps when no instance of this thread uses the name. */
-  close(): void {
-    const queue = this.#queue;
-    if (queue === undefined) return;
-    this.#queue = undefined;
-    queue.closeOwner(this);
-  }
-
-  get closed(): boolean {
-    return this.#queue === undefined;
+    this.open();
+    return this.#backend.info();
   }
 
   /** Removes the region's name; processes that have it mapped keep using it. */

@@ -331,6 +331,11 @@ describe('SharedMutex bad input', () => {
       (name) => sys('ELOOP', name, 'open'),
     ],
     ['acquire with shared: true', () => make(uniqueName()), (m) => m.acquire({ shared: true }), argValue],
+    // The three acquisitions read their options alike (issue 11): asking for a
+    // shared hold is refused by each, not granted exclusive by two of them.
+    ['acquireSync with shared: true', () => make(uniqueName()), (m) => m.acquireSync({ shared: true }), argValue],
+    ['tryAcquire with shared: true', () => make(uniqueName()), (m) => m.tryAcquire({ shared: true }), argValue],
+    ['tryAcquire options is a string', () => make(uniqueName()), (m) => m.tryAcquire('now'), argType],
     ['acquire timeout is negative', () => make(uniqueName()), (m) => m.acquire({ timeout: -1 }), range],
     ['acquire signal is a string', () => make(uniqueName()), (m) => m.acquire({ signal: 'stop' }), argType],
     ['run fn is not a function', () => make(uniqueName()), (m) => m.run('work'), argType],
