@@ -12,12 +12,16 @@ import {
   validateTimeout,
 } from './validate';
 
+/** flock(2)'s `LOCK_EX`, `LOCK_SH` and `LOCK_UN`. */
 export type FlockOperation = 'ex' | 'sh' | 'un';
 
+/** How {@link flock} and {@link flockSync} wait. */
 export interface FlockOptions {
   /** Do not wait: resolve false when another holder has the lock. */
   nonblocking?: boolean;
+  /** Milliseconds to wait before failing with `ETIMEDOUT` (omitted or `Infinity`: no limit; at most 2^31-1). */
   timeout?: number;
+  /** Stops the wait with an `AbortError` whose `cause` is the signal's reason. */
   signal?: AbortSignal;
 }
 
@@ -44,7 +48,11 @@ function flockHere(fd: number, op: number, timeoutMs: number): boolean {
   return locked;
 }
 
-/** Blocks this thread; returns false only for a nonblocking miss. */
+/**
+ * flock(2) on an fd the caller owns, waiting on this thread (like `fs.*Sync`).
+ * The lock belongs to the fd's open file description: threads sharing the
+ * fd are one owner. Returns false only for a nonblocking miss.
+ */
 export function flockSync(fd: number, op: FlockOperation, options?: Omit<FlockOptions, 'signal'>): boolean {
   const p = parse(fd, op, options);
   const code = p.nonblocking && p.code !== native.LOCK_UN ? p.code | native.LOCK_NB : p.code;
@@ -56,7 +64,9 @@ export function flockSync(fd: number, op: FlockOperation, options?: Omit<FlockOp
 }
 
 /**
- * Waits on a dedicated thread. If the signal or timeout fires in the same
+ * flock(2) on an fd the caller owns, waiting on a dedicated native thread
+ * (never libuv's pool) so the event loop runs on; resolves true once granted,
+ * false only for a nonblocking miss. If the signal or timeout fires in the same
  * instant the kernel grants the lock, the grant wins and this resolves true:
  * unlocking it could drop a lock the fd held before (flock converts in place).
  */

@@ -5,8 +5,14 @@ import type { FileLock } from './file-lock';
 import type { Semaphore } from './semaphore';
 import type { SharedMutex } from './shared-mutex';
 
+/**
+ * What every lock kind offers, local or remote, so code (a job runner, a
+ * cache) can take whichever lock its caller chose. `H` is the kind's handle.
+ */
 export interface Lockable<H = unknown> {
+  /** Waits for the lock (up to `timeout` ms, until `signal` aborts) and resolves with its handle. */
   acquire(options?: { timeout?: number; signal?: AbortSignal }): Promise<H>;
+  /** Acquires, awaits `fn(handle)`, and releases whatever `fn` does; resolves with its result. */
   run<T>(fn: (handle: H) => T | Promise<T>, options?: { timeout?: number; signal?: AbortSignal }): Promise<T>;
 }
 

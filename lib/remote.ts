@@ -18,9 +18,11 @@ import {
   validateTimeout,
 } from './validate';
 
+/** How a remote lock's `acquire()` and `run()` wait. */
 export interface RemoteAcquireOptions {
   /** Milliseconds to wait before rejecting with ETIMEDOUT. */
   timeout?: number;
+  /** Gives up the wait with an `AbortError` whose `cause` is the signal's reason. */
   signal?: AbortSignal;
 }
 
@@ -70,14 +72,21 @@ class Loss {
   }
 }
 
+/**
+ * One hold of a RedisLock or PgLock. Unlike a local handle, releasing talks
+ * to the server, so `release()` is a promise and the handle is disposed with
+ * `await using`.
+ */
 export class RemoteHandle {
   /** Fencing token: strictly larger for every later grant of this lock. */
   readonly token: bigint;
+  /** Whether this is a shared hold (PgLock's `shared: true`); RedisLock is exclusive only. */
   readonly shared: boolean;
   readonly #loss: Loss;
   #ungrant: (() => Promise<void>) | undefined;
   #released: Promise<void> | undefined;
 
+  /** @internal Handles are made by the lock's acquire() only. */
   constructor(token: bigint, shared: boolean, loss: Loss, ungrant: () => Promise<void>) {
     this.token = token;
     this.shared = shared;
@@ -90,6 +99,7 @@ export class RemoteHandle {
     return this.#loss.signal;
   }
 
+  /** True once `release()` has been called (the server may not have answered yet). */
   get released(): boolean {
     return this.#released !== undefined;
   }
@@ -104,6 +114,7 @@ export class RemoteHandle {
     return this.#released;
   }
 
+  /** `release()`, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.release();
   }
@@ -179,6 +190,7 @@ export function bounded<T>(
   });
 }
 
+/** What every remote kind's options share. */
 export interface RemoteLockOptions {
   /** Queue first on a machine-local FileLock keyed by the name. */
   local?: boolean;
@@ -222,6 +234,7 @@ function localLock(kind: string, name: string, opts: Record<string, unknown>): F
 
 /** The acquire pipeline of every remote kind; a subclass implements grant(). */
 export abstract class RemoteLock {
+  /** The lock's name, as given. */
   readonly name: string;
   readonly #local: FileLock | undefined;
 
@@ -233,6 +246,10 @@ export abstract class RemoteLock {
   protected abstract grant(wait: Wait): Promise<Grant>;
   protected abstract readonly shared: boolean;
 
+  /**
+   * Waits until the server grants the lock (without polling), and resolves
+   * with the handle: release it, and watch its `signal` while it is held.
+   */
   acquire(options?: RemoteAcquireOptions): Promise<RemoteHandle> {
     const opts = validateObject(options, 'options');
     const timeoutMs = validateTimeout(opts.timeout, 'options.timeout');

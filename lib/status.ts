@@ -3,11 +3,13 @@
 // the file only to confirm a lock /proc/locks does not show.
 import { type BigIntStats, closeSync, constants, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { flockSync } from './flock';
+import type { LockMode } from './web-locks';
 
-export type LockMode = 'shared' | 'exclusive';
-
+/** A process that holds or waits for a lock file, as `/proc/locks` lists it. */
 export interface LockProcess {
+  /** In the caller's PID namespace. */
   pid: number;
+  /** The mode it holds or asks for. */
   mode: LockMode;
   /** Whether the pid still runs; a dead holder's fd may live on in its children. */
   alive: boolean;
@@ -17,13 +19,22 @@ export interface LockProcess {
   inherited?: boolean;
 }
 
+/**
+ * Who holds a lock file and who waits for it, read without taking the lock:
+ * what {@link FileLock.status} returns and `interlock status --json` prints.
+ */
 export interface FileStatus {
   /** As given (a Buffer decoded as UTF-8, for display). */
   path: string;
+  /** The file's device as `major:minor` in hex, the way `/proc/locks` writes it. */
   device: string;
+  /** The file's inode number, in decimal (a string: inodes can pass 2^53). */
   inode: string;
+  /** Whether anyone holds the lock, including holders only the probe could see. */
   held: boolean;
+  /** Processes of this PID namespace that hold the lock. */
   holders: LockProcess[];
+  /** Processes of this PID namespace blocked in `flock(2)` for it. */
   waiters: LockProcess[];
   /**
    * Set when /proc/locks shows no holder but a non-blocking probe finds the

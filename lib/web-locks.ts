@@ -12,31 +12,55 @@ import { native } from './native';
 import { regionError } from './region';
 import { invalidValue } from './validate';
 
+/**
+ * How a Web Lock is held: one `'exclusive'` holder, or any number of
+ * `'shared'` holders together, as in the W3C specification.
+ */
 export type LockMode = 'exclusive' | 'shared';
 
+/** The options of {@link LockManager.request}, with the specification's meaning. */
 export interface LockOptions {
+  /** Default `'exclusive'`. */
   mode?: LockMode;
+  /** Grant only if no wait is needed; otherwise the callback is called with `null`. */
   ifAvailable?: boolean;
+  /**
+   * Take the lock from its holders at once (exclusive only): their
+   * `request()` promises reject with an `AbortError`. For breaking a stuck holder.
+   */
   steal?: boolean;
+  /** Withdraws the request while it waits; the promise rejects with the signal's reason. */
   signal?: AbortSignal;
 }
 
+/** One held or pending request, as {@link LockManager.query} reports it. */
 export interface LockInfo {
+  /** The lock's name, as requested. */
   name: string;
+  /** The mode requested (or held). */
   mode: LockMode;
+  /** `"<pid>:<threadId>"` of the thread that made the request, so a stuck holder can be found. */
   clientId: string;
 }
 
+/** The whole scope's queue at one instant, every process and thread included. */
 export interface LockManagerSnapshot {
+  /** Granted requests, in the order they were granted. */
   held: LockInfo[];
+  /** Waiting requests, in the order they were made (the order they will be granted in). */
   pending: LockInfo[];
 }
 
+/** The options of `new LockManager()`. */
 export interface LockManagerOptions {
   /** An isolated namespace: [A-Za-z0-9._-], 1 to 100 characters. */
   scope?: string;
 }
 
+/**
+ * Called once the lock is granted (or with `null` when `ifAvailable` found
+ * it taken); the lock is held until the value it returns settles.
+ */
 export type LockGrantedCallback<T> = (lock: Lock | null) => T | PromiseLike<T>;
 
 /** Longest lock name, in UTF-16 code units (JavaScript string length). */
@@ -45,6 +69,10 @@ const SCOPE = /^[A-Za-z0-9._-]{1,100}$/;
 
 const construct = Symbol('Lock');
 
+/**
+ * A granted Web Lock, passed to the request's callback: the name and mode it
+ * was granted for. Releasing is the callback's settling, not a method.
+ */
 export class Lock {
   readonly #name: string;
   readonly #mode: LockMode;
@@ -55,12 +83,15 @@ export class Lock {
     this.#name = name;
     this.#mode = mode;
   }
+  /** The name as requested (after string conversion). */
   get name(): string {
     return this.#name;
   }
+  /** The mode it was granted in. */
   get mode(): LockMode {
     return this.#mode;
   }
+  /** `'Lock'`, as the browser's class reports, for `Object.prototype.toString`. */
   get [Symbol.toStringTag](): string {
     return 'Lock';
   }
@@ -290,9 +321,16 @@ function regionName(scope: string): string {
   return `interlock-weblocks-${uid}-${scope}`;
 }
 
+/**
+ * The W3C Web Locks API with a queue that spans every process and worker
+ * thread of this user on the machine, kept in a table in `/dev/shm`. Each
+ * scope is its own table: its own names and queue. {@link locks} is the
+ * default scope's manager.
+ */
 export class LockManager {
   readonly #region: string;
 
+  /** Opens nothing yet: the scope's table is mapped by the first request or query of each thread. */
   constructor(options: LockManagerOptions = {}) {
     if (options === null || typeof options !== 'object') {
       throw invalidValue('options', options, 'must be an object');
@@ -313,7 +351,17 @@ export class LockManager {
     return client;
   }
 
+  /**
+   * Requests the lock `name` (exclusive) and calls `callback` once it is
+   * granted; the lock is released when the callback's result settles, and
+   * the promise resolves or rejects with that result.
+   */
   request<T>(name: string, callback: LockGrantedCallback<T>): Promise<T>;
+  /**
+   * Requests the lock `name` with `options` (mode, `ifAvailable`, `steal`,
+   * `signal`). Requests of a name are granted in the order they were made,
+   * across processes; argument errors reject the promise, as WebIDL does.
+   */
   request<T>(name: string, options: LockOptions, callback: LockGrantedCallback<T>): Promise<T>;
   request(name: unknown, options?: unknown, callback?: unknown): Promise<unknown> {
     return new Promise((resolve, reject) => {
@@ -361,6 +409,7 @@ export class LockManager {
     });
   }
 
+  /** Every held and pending request of this scope, in every process and thread. */
   query(): Promise<LockManagerSnapshot> {
     return new Promise((resolve) => resolve(this.#client().query()));
   }
@@ -370,6 +419,7 @@ export class LockManager {
     return this.#client().liveClients();
   }
 
+  /** `'LockManager'`, as the browser's class reports. */
   get [Symbol.toStringTag](): string {
     return 'LockManager';
   }

@@ -21,6 +21,7 @@ import { invalidType, validateBoolean, validateFunction, validateObject, validat
 
 export { type RemoteAcquireOptions, RemoteHandle } from '../remote';
 
+/** The options of `new PgLock()`. */
 export interface PgLockOptions extends RemoteLockOptions {
   /** pg_advisory_lock_shared: any number of shared holders, or one exclusive. */
   shared?: boolean;
@@ -154,6 +155,11 @@ function firstRow(result: PgResult | PgResult[]): Record<string, unknown> {
   return {};
 }
 
+/**
+ * A PostgreSQL advisory lock held on a connection kept for the hold, so the
+ * server itself frees it when that connection dies. Waiting is the server's
+ * lock queue; every grant carries a fencing token from a sequence.
+ */
 export class PgLock extends RemoteLock {
   protected readonly shared: boolean;
   /** The advisory-lock key: advisoryKey(name). */
@@ -162,6 +168,10 @@ export class PgLock extends RemoteLock {
   readonly #lockText: string;
   readonly #unlockText: string;
 
+  /**
+   * Takes a pg `Pool` (a connection is checked out per hold) or a `Client`
+   * (holds of one name through it take turns: session locks are re-entrant).
+   */
   constructor(client: unknown, name: string, options?: PgLockOptions) {
     const c = checkClient(client);
     validateName(name);

@@ -22,6 +22,7 @@ import { Wakeups } from './wakeups';
 
 export { type RemoteAcquireOptions, RemoteHandle } from '../remote';
 
+/** The options of `new RedisLock()`. */
 export interface RedisLockOptions extends RemoteLockOptions {
   /** Lease in milliseconds, renewed every ttl/3 while held. Default 10000. */
   ttl?: number;
@@ -68,7 +69,14 @@ let owners = 0;
 
 const wakeupsByClient = new WeakMap<object, Wakeups>();
 
+/**
+ * An exclusive lock held as a lease on one Redis primary, for holders on
+ * different machines. The lease is renewed while held; the handle's
+ * `signal` aborts when a renewal fails, and its fencing token lets the
+ * store written to refuse a holder that lost the lease.
+ */
 export class RedisLock extends RemoteLock {
+  /** The lease in milliseconds: how long a dead holder keeps the lock. */
   readonly ttl: number;
   protected readonly shared = false;
   readonly #conn: RedisConnection;
@@ -78,6 +86,11 @@ export class RedisLock extends RemoteLock {
   readonly #channel: string;
   readonly #renewEvery: number;
 
+  /**
+   * Takes the node-redis (v4+) or ioredis client you already have; one
+   * more connection per client is opened for the release channel when the
+   * first wait subscribes. Nothing is sent until the first acquire().
+   */
   constructor(client: unknown, name: string, options?: RedisLockOptions) {
     const conn = connectionOf(client);
     validateName(name);
