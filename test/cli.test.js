@@ -5,7 +5,7 @@ const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { skipBecause, sleep, tmpDir, waitFor } = require('./support/helpers');
+const { runtimeScript, skipBecause, sleep, tmpDir, waitFor } = require('./support/helpers');
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
 const CHILD = path.join(__dirname, 'fixtures', 'cli-child.js');
@@ -26,7 +26,15 @@ function start(tool, args, options = {}) {
   child.stderr?.on('data', (d) => {
     r.err += d;
   });
-  r.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  // `ended`, not exitCode/signalCode: Deno's kill() sets signalCode at once,
+  // before the child has died and its fds have closed.
+  r.ended = false;
+  r.exited = new Promise((resolve) =>
+    child.on('exit', (code, signal) => {
+      r.ended = true;
+      resolve({ code, signal });
+    }),
+  );
   r.done = new Promise((resolve) =>
     child.on('close', (code, signal) =>
       resolve({ code, signal, out: r.out, err: r.err, ms: Math.round(performance.now() - t0) }),
@@ -354,7 +362,7 @@ describe('interlock CLI beside flock(1)', function () {
         strays.add(commandPid);
         r.child.kill(signal);
         // The locker dies, or (interlock, SIGTERM) passes it on to the command, which stays.
-        const settled = () => r.child.exitCode !== null || r.child.signalCode !== null || /got SIGTERM/.test(r.out);
+        const settled = () => r.ended || /got SIGTERM/.test(r.out);
         assert.ok(await waitFor(settled, 10_000), `${tool} ${signal}: neither died nor passed it on`);
         const locked = (await run('flock', ['-n', file, 'true'])).code === 1;
         process.kill(commandPid, 0); // the command still runs
@@ -445,11 +453,7 @@ describe('interlock CLI beside flock(1)', function () {
       await h.release();
     }
     const file = path.join(dir, 'fd');
-    // Deno runs a script only with `run` and permissions: its spawn adds them
-    // from JS, and rewrites shell scripts that name it, so sh calls a wrapper.
-    const node = path.join(dir, 'runtime');
-    const flags = process.versions.deno ? ' run -A' : '';
-    fs.writeFileSync(node, `#!/bin/sh\nexec '${process.execPath}'${flags} "$@"\n`, { mode: 0o755 });
+    const node = runtimeScript(dir);
     const env = { ...process.env, F: file, NODE: node, CLI };
     const sh = (script) => run('sh', ['-c', script], { env }).then((r) => r.out);
     // The lock stays on the shell's fd after interlock exits, until -u.

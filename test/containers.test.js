@@ -178,8 +178,10 @@ describe('shared regions in containers', () => {
         m.acquireSync().release();
         out.small = m.data[1023];
         console.log(JSON.stringify(out));`;
-      const script = `mount -t tmpfs -o size=64k tmpfs /dev/shm && exec "$0" -e "$1"`;
-      const r = runNode.raw(['unshare', '-m', 'sh', '-c', script, process.execPath, code]);
+      // The runtime's command line whole, as "$@": Deno rewrites `execPath -e
+      // code` in any argv into its own eval command, which is longer.
+      const script = 'mount -t tmpfs -o size=64k tmpfs /dev/shm && exec "$@"';
+      const r = runNode.raw(['unshare', '-m', 'sh', '-c', script, 'sh', process.execPath, '-e', code]);
       if (r.status !== 0 && /mount|unshare/.test(r.stderr) && r.out === null && r.signal === null) {
         console.log(`      skipped: no private mount namespace with a small tmpfs here: ${r.stderr.trim()}`);
         this.skip(); // needs CAP_SYS_ADMIN; the reason is printed above

@@ -8,7 +8,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 const { SharedMutex } = require('..');
-const { tmpDir, startFixture, killChildren, unlinkSemaphores } = require('./support/helpers');
+const { runtime, tmpDir, startFixture, killChildren, unlinkSemaphores } = require('./support/helpers');
 const { uniqueName, cleanupNames } = require('./fixtures/mutex-driver');
 
 const fixture = path.join(__dirname, 'fixtures', 'exit-midflight.js');
@@ -89,8 +89,16 @@ describe('a Worker blocked in a sync acquisition at process.exit() or terminate(
   }
 
   it('FileLock, SharedMutex, Semaphore and flockSync(fd): both end at once, and the dead worker takes nothing', async () => {
+    const ends = ['exit', 'terminate'];
+    if (process.versions.deno) {
+      // Deno's Node-API lets a terminated worker go on calling in (the probe
+      // of sync_wait.cc succeeds there), so its sync wait ends only when
+      // granted, after terminate() has resolved (denoland/deno#13941).
+      console.log(`      skipped on ${runtime()}: the terminate() runs, as a worker's sync wait outlives terminate()`);
+      ends.pop();
+    }
     const runs = [];
-    for (const kind of ['file', 'mutex', 'sem', 'fd']) for (const end of ['exit', 'terminate']) runs.push([kind, end]);
+    for (const kind of ['file', 'mutex', 'sem', 'fd']) for (const end of ends) runs.push([kind, end]);
     const results = await Promise.all(runs.map(([kind, end]) => exitSyncWait(kind, end)));
     assert.deepEqual(
       results.filter((r) => !r.ok),

@@ -20,6 +20,21 @@ function pythonCanLock(bytes) {
   return r.status === 0;
 }
 
+/**
+ * The names in `dir` as raw bytes, listed by python3: Deno's readdir
+ * decodes names as UTF-8 even with encoding 'buffer' (its read_dir is lossy:
+ * denoland/deno#34623), which would hide the very bytes this file checks.
+ */
+function namesIn(dir) {
+  const script = 'import os, sys\nprint(" ".join(n.hex() for n in os.listdir(os.fsencode(sys.argv[1]))))\n';
+  const r = spawnSync('python3', ['-c', script, dir], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `python3 failed: ${r.stderr}`);
+  return r.stdout
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((hex) => Buffer.from(hex, 'hex'));
+}
+
 describe('FileLock names', () => {
   let dir;
   before(() => {
@@ -32,7 +47,7 @@ describe('FileLock names', () => {
       const file = Buffer.concat([Buffer.from(`${dir}/`), name]);
       const lock = new FileLock(file);
       const h = await lock.acquire();
-      const names = fs.readdirSync(dir, { encoding: 'buffer' }).filter((n) => n.subarray(0, 3).toString() === 'lk-');
+      const names = namesIn(dir).filter((n) => n.subarray(0, 3).toString() === 'lk-');
       assert.deepEqual(names, [name], 'the file created is the one with these bytes');
       assert.equal(pythonCanLock(file), false, 'another process sees that very file locked');
       h.release();

@@ -8,7 +8,7 @@
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
-const { tmpDir, FIXTURES } = require('./support/helpers');
+const { skipBecause, tmpDir, FIXTURES } = require('./support/helpers');
 
 function runDropper(flags) {
   const prefix = `interlock-gc-${process.pid}-${Math.random().toString(36).slice(2)}`;
@@ -35,7 +35,11 @@ describe('handles dropped without release()', () => {
     }
   });
 
-  it('with --trace-warnings, the warning says where the handle was acquired', async () => {
+  it('with --trace-warnings, the warning says where the handle was acquired', async function () {
+    if (process.versions.deno) {
+      // denoland/std#1499: Deno does not expose its flags (execArgv is empty).
+      skipBecause(this, 'a child given --trace-warnings shows neither that flag in execArgv nor traceProcessWarnings');
+    }
     const out = await runDropper(['--trace-warnings']);
     for (const [what, r] of Object.entries(out)) {
       assert.equal(r.freeHere, true, what);

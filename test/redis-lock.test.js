@@ -12,7 +12,7 @@ const Redis = require('ioredis');
 const { RedisLock } = require('interlock/redis');
 const { LockError } = require('..');
 const { openRedisStore } = require('../examples/counter-server/store-redis');
-const { sleep, startFixture, tmpDir, waitFor, killChildren } = require('./support/helpers');
+const { evalArgs, sleep, startFixture, tmpDir, waitFor, killChildren } = require('./support/helpers');
 const { assertExclusion, needServer, serverFor, startRedis } = require('./support/servers');
 
 const KEY = (name) => `interlock:{${name}}`;
@@ -128,10 +128,10 @@ describe('RedisLock (real redis-server)', function () {
     // process must exit on its own (a leaked timer or socket would keep it).
     const script = `
       const { RedisLock } = require('interlock/redis');
-      const c = require('redis').createClient({ url: process.argv[1] });
+      const c = require('redis').createClient({ url: argv[0] });
       (async () => {
         await c.connect();
-        const lock = new RedisLock(c, process.argv[2], { ttl: 200 });
+        const lock = new RedisLock(c, argv[1], { ttl: 200 });
         const h = await lock.acquire();
         setTimeout(() => h.release(), 200);
         const h2 = await lock.acquire();
@@ -143,7 +143,7 @@ describe('RedisLock (real redis-server)', function () {
         globalThis.closedAt = Date.now();
         process.on('exit', () => console.log('exit ' + (Date.now() - closedAt)));
       })();`;
-    const r = spawnSync(process.execPath, ['-e', script, server.url, fresh('alive')], {
+    const r = spawnSync(process.execPath, evalArgs(script, server.url, fresh('alive')), {
       encoding: 'utf8',
       timeout: 15000,
       cwd: path.join(__dirname, '..'),

@@ -8,7 +8,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { execFileSync, spawnSync } = require('node:child_process');
 const { LockError, Semaphore, SharedMutex } = require('..');
-const { fdCount, settledThreadCount, sleep } = require('./support/helpers');
+const { evalArgs, fdCount, settledThreadCount, sleep } = require('./support/helpers');
 
 const ROOT = path.resolve(__dirname, '..');
 const { errno: E } = require('node:os').constants;
@@ -173,8 +173,8 @@ describe('Semaphore hostile regions', () => {
       await assert.rejects(waiting, { code: 'EIDRM', syscall: 'semop' });
       held.release();
       const code = `const { Semaphore } = require(${JSON.stringify(ROOT)});
-try { new Semaphore(process.argv[1], { permits: 1 }); process.stdout.write('opened'); } catch (e) { process.stdout.write(e.code); }`;
-      assert.equal(execFileSync(process.execPath, ['-e', code, name]).toString(), 'ERR_INCOMPATIBLE_REGION');
+try { new Semaphore(argv[0], { permits: 1 }); process.stdout.write('opened'); } catch (e) { process.stdout.write(e.code); }`;
+      assert.equal(execFileSync(process.execPath, evalArgs(code, name)).toString(), 'ERR_INCOMPATIBLE_REGION');
     } finally {
       s.close();
       t.close();
@@ -192,8 +192,8 @@ try { new Semaphore(process.argv[1], { permits: 1 }); process.stdout.write('open
     try {
       const held = s.tryAcquire();
       const code = `const { Semaphore } = require(${JSON.stringify(ROOT)});
-try { new Semaphore(process.argv[1], { permits: 1 }).tryAcquire(); process.stdout.write('opened'); } catch (e) { process.stdout.write(e.code); }`;
-      const r = spawnSync('unshare', ['--ipc', process.execPath, '-e', code, name]);
+try { new Semaphore(argv[0], { permits: 1 }).tryAcquire(); process.stdout.write('opened'); } catch (e) { process.stdout.write(e.code); }`;
+      const r = spawnSync('unshare', ['--ipc', process.execPath, ...evalArgs(code, name)]);
       assert.equal(r.stdout.toString(), 'ERR_INCOMPATIBLE_REGION', r.stderr.toString());
       held.release();
     } finally {

@@ -7,7 +7,7 @@ const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { LockError, Semaphore } = require('..');
-const { sleep } = require('./support/helpers');
+const { evalArgs, sleep } = require('./support/helpers');
 
 const ROOT = path.resolve(__dirname, '..');
 let seq = 0;
@@ -21,11 +21,11 @@ function fresh(tag) {
 // What another process sees: free permits, and whether it can take `weight` now.
 function fromOutside(name, permits, weight) {
   const code = `const { Semaphore } = require(${JSON.stringify(ROOT)});
-const s = new Semaphore(process.argv[1], { permits: +process.argv[2] });
+const s = new Semaphore(argv[0], { permits: +argv[1] });
 const available = s.info().available;
-const h = s.tryAcquire({ weight: +process.argv[3] });
+const h = s.tryAcquire({ weight: +argv[2] });
 process.stdout.write(JSON.stringify({ available, took: h !== null }));`;
-  return JSON.parse(execFileSync(process.execPath, ['-e', code, name, String(permits), String(weight)]));
+  return JSON.parse(execFileSync(process.execPath, evalArgs(code, name, String(permits), String(weight))));
 }
 
 describe('Semaphore', () => {
@@ -179,14 +179,14 @@ describe('Semaphore', () => {
     const name = fresh('sync-timeout');
     const s = open(name, 1);
     const code = `const { Semaphore } = require(${JSON.stringify(ROOT)});
-const s = new Semaphore(process.argv[1], { permits: 1 });
+const s = new Semaphore(argv[0], { permits: 1 });
 const t0 = Date.now();
 try { s.acquireSync({ timeout: 50 }); process.stdout.write('granted'); }
 catch (e) { process.stdout.write(e.code + ' ' + (Date.now() - t0 >= 45)); }`;
     const h = s.acquireSync();
-    assert.equal(execFileSync(process.execPath, ['-e', code, name]).toString(), 'ETIMEDOUT true');
+    assert.equal(execFileSync(process.execPath, evalArgs(code, name)).toString(), 'ETIMEDOUT true');
     h.release();
-    assert.equal(execFileSync(process.execPath, ['-e', code, name]).toString(), 'granted');
+    assert.equal(execFileSync(process.execPath, evalArgs(code, name)).toString(), 'granted');
   });
 
   it('run and runSync release on return and on throw', async () => {
@@ -238,8 +238,8 @@ catch (e) { process.stdout.write(e.code + ' ' + (Date.now() - t0 >= 45)); }`;
     s.close();
     // From another process (no instance of this thread to compare with).
     const code = `const { Semaphore } = require(${JSON.stringify(ROOT)});
-try { new Semaphore(process.argv[1], { permits: 5 }); } catch (e) { process.stdout.write(e.code); }`;
-    assert.equal(execFileSync(process.execPath, ['-e', code, name]).toString(), 'ERR_INCOMPATIBLE_REGION');
+try { new Semaphore(argv[0], { permits: 5 }); } catch (e) { process.stdout.write(e.code); }`;
+    assert.equal(execFileSync(process.execPath, evalArgs(code, name)).toString(), 'ERR_INCOMPATIBLE_REGION');
   });
 
   it('unlink removes the name and the semaphore set; a waiter then fails with EIDRM', async () => {

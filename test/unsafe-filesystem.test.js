@@ -11,7 +11,7 @@ const path = require('node:path');
 const { execFile, spawnSync } = require('node:child_process');
 const { FileLock } = require('..');
 const { native } = require('../dist/native');
-const { tmpDir, othersCanLock, FIXTURES } = require('./support/helpers');
+const { tmpDir, othersCanLock, runtimeScript, FIXTURES } = require('./support/helpers');
 
 const MAGIC = { nfs: 0x6969, cifs: 0xff534d42, smb2: 0xfe534d42, fuse: 0x65735546, '9p': 0x01021997, ceph: 0x00c36400 };
 
@@ -93,7 +93,7 @@ describe('lock files on unsafe filesystems', () => {
     const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
     const script =
       'for flag in "" --allow-unsafe-filesystem; do "$0" "$1" $flag "$2" echo ran 2>&1; echo "rc=$?"; done';
-    const out = await onFuse(dir, 'cli', ['sh', '-c', script, process.execPath, cli, file]);
+    const out = await onFuse(dir, 'cli', ['sh', '-c', script, runtimeScript(dir), cli, file]);
     // Refused before the command runs; with the flag, locked and run.
     const refusal =
       /^interlock: ERR_UNSAFE_FILESYSTEM: .* fuse \(f_type 0x65735546\) '[^']*x\.lock'.*--allow-unsafe-filesystem\n/;

@@ -96,8 +96,10 @@ describe('many waiters', () => {
     const locks = 1 + others.length;
     for (const file of [main, ...others]) holders.push(await holdFlock(file));
 
-    const baseline = await settledThreadCount();
+    // The probe first: the runtime's I/O threads it starts (libuv's pool,
+    // Deno's tokio blocking threads) are then part of the baseline.
     const before = await readFileMedian(probe);
+    const baseline = await settledThreadCount();
 
     // Three instances on one path: they share this thread's queue and fd.
     const instances = [new FileLock(main), new FileLock(main), new FileLock(main)];

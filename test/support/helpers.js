@@ -4,6 +4,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
+const { isMainThread } = require('node:worker_threads');
 
 const made = [];
 
@@ -18,9 +19,26 @@ process.on('exit', () => {
   for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** Threads of this process, from /proc/self/task. */
+/**
+ * Threads of this process, from /proc/self/task, less Deno's own that come
+ * and go by themselves. Linux names a thread after the one that started it:
+ * Deno's tokio pool ("tokio-runtime-w") keeps each thread 10 s after its
+ * last file or child-process job, and seen from a Worker, threads named
+ * "deno" are the main thread's (such as the reader of a worker's output,
+ * started when the worker first writes). Worker threads and the addon's
+ * threads started there are named "worker-<n>" and stay counted.
+ */
 function threadCount() {
-  return fs.readdirSync('/proc/self/task').length;
+  const tasks = fs.readdirSync('/proc/self/task');
+  if (!process.versions.deno) return tasks.length;
+  const theirs = isMainThread ? ['tokio-runtime-w\n'] : ['tokio-runtime-w\n', 'deno\n'];
+  let n = 0;
+  for (const tid of tasks) {
+    try {
+      if (!theirs.includes(fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8'))) n++;
+    } catch {} // ended since the listing
+  }
+  return n;
 }
 
 /**
@@ -62,6 +80,30 @@ function runtime() {
 function skipBecause(ctx, reason) {
   console.log(`      skipped on ${runtime()}: ${reason}`);
   ctx.skip();
+}
+
+/**
+ * Arguments for `process.execPath` to evaluate `code` with `args`, which
+ * the code reads as `argv[0]`, `argv[1]`…. Not process.argv[1]: Node puts
+ * the first argument there, Deno's eval the path of its own script
+ * ($deno$eval.mts), so the arguments are taken from the end.
+ */
+function evalArgs(code, ...args) {
+  return ['-e', `const argv = process.argv.slice(process.argv.length - ${args.length});\n${code}`, ...args];
+}
+
+/**
+ * A script in `dir` that runs its arguments with this runtime, for shell
+ * scripts to call. Deno runs a script only with `run` and permissions; its
+ * spawn adds them when JS starts it, and also inserts them after its own path
+ * wherever that appears in another program's argv (a shell's positional
+ * arguments then shift), so scripts must not be handed process.execPath.
+ */
+function runtimeScript(dir) {
+  const file = path.join(dir, 'runtime');
+  const flags = process.versions.deno ? ' run -A' : '';
+  fs.writeFileSync(file, `#!/bin/sh\nexec '${process.execPath}'${flags} "$@"\n`, { mode: 0o755 });
+  return file;
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -270,6 +312,8 @@ module.exports = {
   fdsOn,
   runtime,
   skipBecause,
+  evalArgs,
+  runtimeScript,
   sleep,
   waitFor,
   within,

@@ -17,6 +17,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
+const { evalArgs } = require('./helpers');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const UNAME = { x64: 'x86_64', arm64: 'aarch64' };
@@ -38,8 +39,8 @@ function emulationEvidence() {
 }
 
 const CHILD = `
-const { SharedMutex } = require(process.argv[1]);
-new SharedMutex(process.argv[2]).acquireSync();
+const { SharedMutex } = require(argv[0]);
+new SharedMutex(argv[1]).acquireSync();
 process.stdout.write('held\\n');
 setInterval(() => {}, 1000);
 `;
@@ -47,7 +48,7 @@ setInterval(() => {}, 1000);
 /** Kills a child that holds `name`, then asks whether the mutex comes back with ownerDied. */
 async function holderDeathRecovered(name) {
   const { SharedMutex } = require(ROOT);
-  const child = spawn(process.execPath, ['-e', CHILD, ROOT, name], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, evalArgs(CHILD, ROOT, name), { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise((resolve) => child.on('exit', resolve));
   try {
     await new Promise((resolve, reject) => {
