@@ -17,12 +17,10 @@
         "native/binding/async_wait.cc",
         "native/binding/errors.cc",
         "native/binding/fd_wait.cc",
-        "native/binding/file_wait.cc",
         "native/binding/lock_file_object.cc",
         "native/binding/lock_table_object.cc",
-        "native/binding/mutex_wait.cc",
+        "native/binding/lock_wait.cc",
         "native/binding/semaphore_object.cc",
-        "native/binding/semaphore_wait.cc",
         "native/binding/shared_mutex_object.cc",
         "native/binding/sync_wait.cc",
         "native/binding/wait_object.cc"

@@ -53,7 +53,6 @@ export interface Binding {
   mutexUnlock(slot: number): void;
   INCOMPATIBLE: number;
   DAMAGED: number;
-  waitThreadsAlive(): number;
   LOCK_SH: number;
   LOCK_EX: number;
   LOCK_UN: number;
@@ -65,7 +64,6 @@ const load = require('node-gyp-build') as (dir: string) => unknown;
 export const native = load(join(__dirname, '..')) as Binding;
 
 export const ECANCELED = -125;
-export const EWOULDBLOCK = -11;
 
 /** One JS thread's client of a Web Locks table (see lib/web-locks.ts). */
 export interface NativeLockTable {

@@ -4,7 +4,6 @@
 #include <sys/file.h>
 
 #include "../core/interrupter.h"
-#include "../core/wait.h"
 #include "addon_data.h"
 #include "fd_wait.h"
 #include "lock_file_object.h"
@@ -18,10 +17,6 @@ namespace {
 
 void Cleanup(void* arg) { static_cast<AddonData*>(arg)->Teardown(); }
 
-Napi::Value WaitThreadsAlive(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), wait_threads_alive());
-}
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Interrupter::works();  // probe once, at load, on a JS thread
   if (Interrupter::signal_number() < 0) {
@@ -34,14 +29,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // teardown (hooks run in reverse order) while threads can still post.
   napi_add_env_cleanup_hook(env, Cleanup, data);
 
-  Napi::Function lock_file = LockFileObject::Init(env);
-  data->lock_file_ctor = Napi::Persistent(lock_file);
   data->wait_ctor = Napi::Persistent(WaitObject::Init(env));
-
-  exports.Set("LockFile", lock_file);
-  Napi::Function mutex = SharedMutexObject::Init(env);
-  data->mutex_ctor = Napi::Persistent(mutex);
-  exports.Set("SharedMutex", mutex);
+  exports.Set("LockFile", LockFileObject::Init(env));
+  exports.Set("SharedMutex", SharedMutexObject::Init(env));
   exports.Set("LockTable", LockTableObject::Init(env));
   exports.Set("TABLE_FULL", Napi::Number::New(env, kTableFull));
   exports.Set("mutexTryLock", Napi::Function::New<SharedMutexObject::FastTryLock>(env, "mutexTryLock"));
@@ -56,7 +46,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("DAMAGED", Napi::Number::New(env, kDamaged));
   exports.Set("flockSync", Napi::Function::New<FdWait::FlockSync>(env, "flockSync"));
   exports.Set("flockAsync", Napi::Function::New<FdWait::FlockAsync>(env, "flockAsync"));
-  exports.Set("waitThreadsAlive", Napi::Function::New<WaitThreadsAlive>(env, "waitThreadsAlive"));
   exports.Set("LOCK_SH", Napi::Number::New(env, LOCK_SH));
   exports.Set("LOCK_EX", Napi::Number::New(env, LOCK_EX));
   exports.Set("LOCK_UN", Napi::Number::New(env, LOCK_UN));

@@ -3,9 +3,7 @@
 #include <vector>
 
 #include "async_wait.h"
-#include "lock_file_object.h"
-#include "lock_table_object.h"
-#include "shared_mutex_object.h"
+#include "lock_object.h"
 
 namespace interlock {
 
@@ -25,10 +23,7 @@ void AddonData::WaitDelivered(Napi::Env env) {
 
 void AddonData::Teardown() {
   torn_down = true;
-  // Mutex holds first: a parked holder only lets go when told to, so its
-  // wait could not be joined below.
-  mutexes.ForEach([](SharedMutexObject* m) { m->CloseNow(true); });
-  tables.ForEach([](LockTableObject* t) { t->CloseNow(true); });
+  objects.ForEach([](BindingObject* o) { o->CloseNow(true); });
   std::vector<AsyncWait*> pending(waits.begin(), waits.end());
   for (AsyncWait* w : pending) w->cancel();
   for (AsyncWait* w : pending) {
@@ -36,7 +31,6 @@ void AddonData::Teardown() {
     w->Orphan();
   }
   waits.clear();
-  files.ForEach([](LockFileObject* f) { f->CloseNow(); });
 }
 
 void DeliverWait(Napi::Env env, Napi::Function, AddonData* data, AsyncWait* wait) {

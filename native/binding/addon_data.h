@@ -10,18 +10,14 @@
 namespace interlock {
 
 class AsyncWait;
-class LockFileObject;
-class LockTableObject;
-class SharedMutexObject;
+class BindingObject;
 struct AddonData;
 
 void DeliverWait(Napi::Env env, Napi::Function, AddonData* data, AsyncWait* wait);
 using WaitChannel = Napi::TypedThreadSafeFunction<AddonData, AsyncWait, DeliverWait>;
 
-// Live objects of one kind by small integer slot. The hot-path functions
-// take a slot rather than being methods on the wrapped object: napi_unwrap is
-// a private-property lookup that costs more than the lock operation itself.
-// The facade keeps the object alive while it uses the slot.
+// Live objects by small integer slot (see LockObject::FromSlot). The facade
+// keeps the object alive while it uses the slot.
 template <typename T>
 class SlotTable {
  public:
@@ -62,20 +58,17 @@ struct AddonData {
   void WaitStarted(Napi::Env env);
   void WaitDelivered(Napi::Env env);
 
-  // Worker exit or terminate(): cancel every wait this thread started, wait
-  // for their threads to let go, close every lock file (dropping its locks).
+  // Worker exit or terminate(): close every object (its wait cancelled and
+  // joined, its holds let go), then cancel and join the other waits
+  // (flockAsync's).
   void Teardown();
 
-  Napi::FunctionReference lock_file_ctor;
   Napi::FunctionReference wait_ctor;
-  Napi::FunctionReference mutex_ctor;
   WaitChannel channel;
   int in_flight = 0;
   bool torn_down = false;
   std::unordered_set<AsyncWait*> waits;
-  SlotTable<LockFileObject> files;
-  SlotTable<SharedMutexObject> mutexes;
-  SlotTable<LockTableObject> tables;
+  SlotTable<BindingObject> objects;
 };
 
 }  // namespace interlock

@@ -36,13 +36,7 @@ Napi::Value FdWait::FlockAsync(const Napi::CallbackInfo& info) {
   if (!ExpectArgs(info, 3) || !info[2].IsFunction()) return ThrowType(env, "interlock binding: flockAsync(fd, op, cb)");
   int fd = info[0].As<Napi::Number>().Int32Value();
   int op = info[1].As<Napi::Number>().Int32Value();
-  auto* wait = new FdWait(env, info[2], fd, op);
-  int err = wait->Begin(env);
-  if (err != 0) {
-    wait->Orphan();
-    return ThrowStatus(env, Status{err, "pthread_create"});
-  }
-  return WaitObject::Wrap(env, wait);
+  return StartWait(env, new FdWait(env, info[2], fd, op));
 }
 
 }  // namespace interlock

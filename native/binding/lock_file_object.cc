@@ -2,12 +2,6 @@
 
 #include <string>
 
-#include "addon_data.h"
-#include "errors.h"
-#include "file_wait.h"
-#include "sync_wait.h"
-#include "wait_object.h"
-
 namespace interlock {
 
 Napi::Function LockFileObject::Init(Napi::Env env) {
@@ -38,56 +32,36 @@ static bool PathBytes(const Napi::Value& value, std::string* out) {
 }
 
 // new LockFile(path, mode, create, allowUnsafe): opens nothing yet.
-LockFileObject::LockFileObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LockFileObject>(info) {
+LockFileObject::LockFileObject(const Napi::CallbackInfo& info) : LockObject(info) {
   std::string path;
   if (!ExpectArgs(info, 4) || !PathBytes(info[0], &path) || !info[1].IsNumber()) {
     ThrowType(info.Env(), "interlock binding: LockFile(path, mode, create, allowUnsafe)");
     return;
   }
   file_ = new LockFile(std::move(path), info[1].As<Napi::Number>().Int32Value(), Flag(info[2]), Flag(info[3]));
-  slot_ = AddonData::From(info.Env())->files.Add(this);
-  info.This().As<Napi::Object>().Set("slot", Napi::Number::New(info.Env(), slot_));
+  Register(info.Env(), info.This().As<Napi::Object>());
 }
 
 LockFileObject::~LockFileObject() {
-  CloseNow();
-  if (slot_ >= 0) AddonData::From(Env())->files.Remove(slot_);
+  CloseNow(false);
+  Unregister(Env());
   delete file_;
 }
 
-void LockFileObject::CloseNow() {
-  if (wait_ != nullptr) {
-    wait_->cancel();
-    wait_->join();
-    wait_->release();
-    wait_ = nullptr;
-  }
+// Closing the fd drops its lock, so teardown and close() are the same.
+void LockFileObject::CloseNow(bool teardown) {
+  CloseWait(teardown);
   if (file_ != nullptr) file_->close();
-}
-
-void LockFileObject::WaitSettled(FileWait* wait) {
-  if (wait_ != wait) return;
-  wait_->release();
-  wait_ = nullptr;
-}
-
-static Napi::Value TryLockFile(Napi::Env env, LockFile* file, bool shared) {
-  bool busy = false;
-  Status s = file->try_lock(shared, &busy);
-  if (!s.ok()) return ThrowStatus(env, s);
-  return Napi::Boolean::New(env, !busy);
-}
-
-static LockFileObject* FromSlot(const Napi::CallbackInfo& info) {
-  LockFileObject* obj = AddonData::From(info.Env())->files.Get(info[0].As<Napi::Number>().Int32Value());
-  if (obj == nullptr) ThrowType(info.Env(), "interlock binding: no lock file in that slot");
-  return obj;
 }
 
 Napi::Value LockFileObject::FastTryLock(const Napi::CallbackInfo& info) {
   LockFileObject* obj = FromSlot(info);
   if (obj == nullptr) return info.Env().Undefined();
-  return TryLockFile(info.Env(), obj->file_, Flag(info[1]));
+  Grant grant;
+  bool busy = false;
+  Status s = obj->file_->try_lock(Request{Flag(info[1])}, &grant, &busy);
+  if (!s.ok()) return ThrowStatus(info.Env(), s);
+  return Napi::Boolean::New(info.Env(), !busy);
 }
 
 Napi::Value LockFileObject::FastUnlock(const Napi::CallbackInfo& info) {
@@ -101,30 +75,17 @@ Napi::Value LockFileObject::FastUnlock(const Napi::CallbackInfo& info) {
 // return without the error it could not throw).
 Napi::Value LockFileObject::LockSync(const Napi::CallbackInfo& info) {
   if (!ExpectArgs(info, 2)) return info.Env().Undefined();
-  bool shared = Flag(info[0]);
-  double timeout = info[1].As<Napi::Number>().DoubleValue();
-  Status s = WaitOnJsThread(info.Env(), deadline_after_ms(timeout),
-                            [&](int64_t until) { return file_->lock_timed(shared, until); });
+  Grant grant;
+  Status s = LockOnJsThread(info.Env(), Request{Flag(info[0])}, info[1].As<Napi::Number>().DoubleValue(), &grant);
   if (!s.ok()) return ThrowStatus(info.Env(), s);
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// lockAsync(shared, callback(errno, syscall)) -> Wait. errno 0: granted.
+// lockAsync(shared, callback(errno, syscall, grant)) -> Wait. errno 0: granted.
 Napi::Value LockFileObject::LockAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!ExpectArgs(info, 2) || !info[1].IsFunction()) return ThrowType(env, "interlock binding: lockAsync(shared, cb)");
-  if (wait_ != nullptr) return ThrowStatus(env, Status{-EBUSY, "flock"});
-  bool shared = false;
-  napi_get_value_bool(env, info[0], &shared);
-  auto* wait = new FileWait(env, info[1], this, info.This(), shared);
-  int err = wait->Begin(env);
-  if (err != 0) {
-    wait->Orphan();
-    return ThrowStatus(env, Status{err, "pthread_create"});
-  }
-  wait->retain();
-  wait_ = wait;
-  return WaitObject::Wrap(env, wait);
+  return StartLock(env, Request{Flag(info[0])}, info[1], info.This());
 }
 
 // open() -> "dev:ino", the file's identity. Opens if not open yet.
@@ -177,7 +138,7 @@ Napi::Value LockFileObject::Unlock(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value LockFileObject::Close(const Napi::CallbackInfo& info) {
-  CloseNow();
+  CloseNow(false);
   return info.Env().Undefined();
 }
 

@@ -6,29 +6,27 @@
 #include <napi.h>
 
 #include "../core/lock_file.h"
+#include "lock_object.h"
 
 namespace interlock {
 
-class FileWait;
-
-class LockFileObject : public Napi::ObjectWrap<LockFileObject> {
+class LockFileObject : public LockObject<LockFileObject, LockFile> {
  public:
   static Napi::Function Init(Napi::Env env);
-  // Hot path by slot (see SlotTable): fileTryLock(slot, shared) -> boolean,
-  // fileUnlock(slot).
+  // Hot path by slot: fileTryLock(slot, shared) -> boolean, fileUnlock(slot).
   static Napi::Value FastTryLock(const Napi::CallbackInfo& info);
   static Napi::Value FastUnlock(const Napi::CallbackInfo& info);
   static Napi::Value FilesystemOf(const Napi::CallbackInfo& info);
   static Napi::Value SetFsTypeForTesting(const Napi::CallbackInfo& info);
+  static Napi::Value GrantValue(Napi::Env env, const Grant& grant) { return interlock::GrantValue(env, grant); }
 
   explicit LockFileObject(const Napi::CallbackInfo& info);
   ~LockFileObject() override;
 
-  // Teardown and close(): cancel the wait, let its thread go, close the fd.
-  void CloseNow();
-  LockFile& file() { return *file_; }
-  // The wait has delivered: it no longer needs to be cancellable from here.
-  void WaitSettled(FileWait* wait);
+  LockFile& primitive() { return *file_; }
+  // A grant needs nothing kept here: the fd holds the lock.
+  void Hold(Wait*) {}
+  void CloseNow(bool teardown) override;
 
  private:
   Napi::Value Open(const Napi::CallbackInfo& info);
@@ -39,8 +37,6 @@ class LockFileObject : public Napi::ObjectWrap<LockFileObject> {
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   LockFile* file_ = nullptr;
-  FileWait* wait_ = nullptr;  // the in-flight wait, retained
-  int slot_ = -1;
 };
 
 }  // namespace interlock

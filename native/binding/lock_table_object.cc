@@ -3,8 +3,6 @@
 #include <algorithm>
 
 #include "../core/wait.h"
-#include "addon_data.h"
-#include "errors.h"
 
 namespace interlock {
 
@@ -93,12 +91,12 @@ LockTableObject::LockTableObject(const Napi::CallbackInfo& info) : Napi::ObjectW
     return;
   }
   napi_unref_threadsafe_function(env, tsfn_);
-  slot_ = AddonData::From(env)->tables.Add(this);
+  Register(env, info.This().As<Napi::Object>(), nullptr);
 }
 
 LockTableObject::~LockTableObject() {
   CloseNow(false);
-  if (slot_ >= 0) AddonData::From(Env())->tables.Remove(slot_);
+  Unregister(Env());
 }
 
 void LockTableObject::CloseNow(bool teardown) {

@@ -8,12 +8,13 @@
 #include <atomic>
 
 #include "../core/lock_table.h"
+#include "lock_object.h"
 
 namespace interlock {
 
 class TableWatch;
 
-class LockTableObject : public Napi::ObjectWrap<LockTableObject> {
+class LockTableObject : public Napi::ObjectWrap<LockTableObject>, public BindingObject {
  public:
   static Napi::Function Init(Napi::Env env);
 
@@ -25,7 +26,7 @@ class LockTableObject : public Napi::ObjectWrap<LockTableObject> {
   // Watcher thread: wake JS to take the events (coalesced).
   void Post();
   // Teardown (worker exit) or close(): stop the watcher, leave the table.
-  void CloseNow(bool teardown);
+  void CloseNow(bool teardown) override;
 
  private:
   Napi::Value Request(const Napi::CallbackInfo& info);
@@ -46,7 +47,6 @@ class LockTableObject : public Napi::ObjectWrap<LockTableObject> {
   napi_threadsafe_function tsfn_ = nullptr;
   std::atomic<bool> post_queued_{false};
   bool kept_alive_ = false;
-  int slot_ = -1;
 };
 
 }  // namespace interlock

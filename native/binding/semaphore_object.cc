@@ -1,10 +1,5 @@
 #include "semaphore_object.h"
 
-#include "errors.h"
-#include "semaphore_wait.h"
-#include "sync_wait.h"
-#include "wait_object.h"
-
 namespace interlock {
 
 Napi::Function SemaphoreObject::Init(Napi::Env env) {
@@ -21,7 +16,7 @@ Napi::Function SemaphoreObject::Init(Napi::Env env) {
 
 // new Semaphore(name, permits, mode): maps the region and checks its set now,
 // so a bad or incompatible region fails at construction.
-SemaphoreObject::SemaphoreObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SemaphoreObject>(info) {
+SemaphoreObject::SemaphoreObject(const Napi::CallbackInfo& info) : LockObject(info) {
   Napi::Env env = info.Env();
   if (!ExpectArgs(info, 3) || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber()) {
     ThrowType(env, "interlock binding: Semaphore(name, permits, mode)");
@@ -38,33 +33,21 @@ SemaphoreObject::SemaphoreObject(const Napi::CallbackInfo& info) : Napi::ObjectW
     ThrowStatus(env, s);
     return;
   }
-  if (napi_add_env_cleanup_hook(env, OnTeardown, this) == napi_ok) env_ = env;
+  Register(env, info.This().As<Napi::Object>());
 }
 
 SemaphoreObject::~SemaphoreObject() {
   CloseNow(false);
-  if (env_ != nullptr) napi_remove_env_cleanup_hook(env_, OnTeardown, this);
-}
-
-void SemaphoreObject::OnTeardown(void* self) {
-  auto* obj = static_cast<SemaphoreObject*>(self);
-  obj->env_ = nullptr;  // hooks are removed once they have run
-  obj->CloseNow(true);
-  // No JS runs here again, and Deno runs no finalizers at worker end: unmap
-  // and close the fd now rather than in the destructor.
-  obj->sem_.close();
+  Unregister(Env());
 }
 
 void SemaphoreObject::CloseNow(bool teardown) {
-  if (wait_ != nullptr) {
-    wait_->cancel();
-    wait_->join();
-    wait_->Abandon();
-    wait_->release();
-    wait_ = nullptr;
-  }
+  CloseWait(teardown);
   for (const Permit& p : held_) sem_.unlock(p, !teardown);
   held_.clear();
+  // No JS runs here again, and Deno runs no finalizers at worker end: unmap
+  // and close the fd now rather than in the destructor.
+  if (teardown) sem_.close();
 }
 
 uint32_t SemaphoreObject::HeldWeight() const {
@@ -73,14 +56,7 @@ uint32_t SemaphoreObject::HeldWeight() const {
   return sum;
 }
 
-void SemaphoreObject::WaitSettled(SemaphoreWait* wait, const Permit* permit) {
-  if (wait_ != wait) return;
-  wait_->release();
-  wait_ = nullptr;
-  if (permit != nullptr) held_.push_back(*permit);
-}
-
-Napi::Value SemaphoreObject::Granted(Napi::Env env, const Permit& permit) {
+Napi::Value SemaphoreObject::GrantValue(Napi::Env env, const Permit& permit) {
   Napi::Array out = Napi::Array::New(env, 2);
   out.Set(0u, Napi::Number::New(env, static_cast<double>(permit.grant.token) * 2 + (permit.grant.owner_died ? 1 : 0)));
   out.Set(1u, Napi::Number::New(env, permit.record));
@@ -115,7 +91,7 @@ Napi::Value SemaphoreObject::TryLock(const Napi::CallbackInfo& info) {
   if (!s.ok()) return ThrowStatus(env, s);
   if (busy) return env.Null();
   held_.push_back(permit);
-  return Granted(env, permit);
+  return GrantValue(env, permit);
 }
 
 // lockSync(weight, timeoutMs) -> grant; blocks this thread. EDEADLK when it
@@ -127,19 +103,10 @@ Napi::Value SemaphoreObject::LockSync(const Napi::CallbackInfo& info) {
   if (wait_ != nullptr || weight > sem_.permits() - HeldWeight()) return ThrowStatus(env, Status{-EDEADLK, "semop"});
   double timeout = info[1].As<Napi::Number>().DoubleValue();
   Permit permit;
-  bool busy = false;
-  Status s = sem_.try_lock(weight, &permit, &busy);  // uncontended: no clock read
-  if (s.ok() && busy) {
-    s = WaitOnJsThread(env, deadline_after_ms(timeout),
-                       [&](int64_t until) { return sem_.take(weight, nullptr, until); });
-    if (s.ok()) {
-      s = sem_.claim(weight, &permit);
-      if (!s.ok()) sem_.give(weight);
-    }
-  }
+  Status s = LockOnJsThread(env, Request{false, weight}, timeout, &permit);
   if (!s.ok()) return ThrowStatus(env, s);
   held_.push_back(permit);
-  return Granted(env, permit);
+  return GrantValue(env, permit);
 }
 
 // lockAsync(weight, callback(errno, syscall, grant)) -> Wait.
@@ -148,8 +115,7 @@ Napi::Value SemaphoreObject::LockAsync(const Napi::CallbackInfo& info) {
   uint32_t weight;
   if (!Weight(info, &weight)) return env.Undefined();
   if (!ExpectArgs(info, 2) || !info[1].IsFunction()) return ThrowType(env, "interlock binding: lockAsync(weight, cb)");
-  if (wait_ != nullptr) return ThrowStatus(env, Status{-EBUSY, "semop"});
-  return StartWait(env, new SemaphoreWait(env, info[1], this, info.This(), weight), &wait_);
+  return StartLock(env, Request{false, weight}, info[1], info.This());
 }
 
 // unlock(record): gives back the permits of that grant.

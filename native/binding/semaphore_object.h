@@ -4,9 +4,7 @@
 //
 // Unlike a pthread mutex, permits taken with SEM_UNDO belong to the process,
 // not the thread: a wait thread takes them and the JS thread gives them back,
-// so no thread parks while a permit is held. Worker teardown goes through an
-// env cleanup hook of this object's own (the pattern the other kinds could
-// move to instead of AddonData's per-kind tables).
+// so no thread parks while a permit is held.
 #pragma once
 
 #include <napi.h>
@@ -14,12 +12,11 @@
 #include <vector>
 
 #include "../core/semaphore.h"
+#include "lock_object.h"
 
 namespace interlock {
 
-class SemaphoreWait;
-
-class SemaphoreObject : public Napi::ObjectWrap<SemaphoreObject> {
+class SemaphoreObject : public LockObject<SemaphoreObject, Semaphore> {
  public:
   static Napi::Function Init(Napi::Env env);
   // unlinkSemaphore(name)
@@ -28,17 +25,16 @@ class SemaphoreObject : public Napi::ObjectWrap<SemaphoreObject> {
   explicit SemaphoreObject(const Napi::CallbackInfo& info);
   ~SemaphoreObject() override;
 
-  Semaphore& semaphore() { return sem_; }
-  // JS thread, as a wait is delivered: a granted permit joins held_.
-  void WaitSettled(SemaphoreWait* wait, const Permit* permit);
+  Semaphore& primitive() { return sem_; }
+  // A won wait's permits join held_.
+  void Hold(Wait* wait) { held_.push_back(wait->held()); }
   // Encodes a grant for the facade: [token * 2 + ownerDied, record].
-  static Napi::Value Granted(Napi::Env env, const Permit& permit);
+  static Napi::Value GrantValue(Napi::Env env, const Permit& permit);
+  // Cancels the wait, gives back every permit; teardown marks the records
+  // abandoned so the next holders hear ownerDied, and unmaps.
+  void CloseNow(bool teardown) override;
 
  private:
-  static void OnTeardown(void* self);
-  // Cancels the wait, gives back every permit; teardown marks the records
-  // abandoned so the next holders hear ownerDied.
-  void CloseNow(bool teardown);
   uint32_t HeldWeight() const;
 
   Napi::Value TryLock(const Napi::CallbackInfo& info);
@@ -52,8 +48,6 @@ class SemaphoreObject : public Napi::ObjectWrap<SemaphoreObject> {
 
   Semaphore sem_;
   std::vector<Permit> held_;
-  SemaphoreWait* wait_ = nullptr;  // in flight, retained
-  napi_env env_ = nullptr;         // set while the cleanup hook is registered
 };
 
 }  // namespace interlock

@@ -2,12 +2,6 @@
 
 #include <cstring>
 
-#include "addon_data.h"
-#include "errors.h"
-#include "mutex_wait.h"
-#include "sync_wait.h"
-#include "wait_object.h"
-
 namespace interlock {
 
 Napi::Function SharedMutexObject::Init(Napi::Env env) {
@@ -51,7 +45,7 @@ static void ThrowOpenError(Napi::Env env, const Status& s, const RegionFile& fil
 
 // new SharedMutex(name, dataSize, mode, allowForeignOwner): maps the region
 // now, so a bad, incompatible or foreign region fails at construction.
-SharedMutexObject::SharedMutexObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SharedMutexObject>(info) {
+SharedMutexObject::SharedMutexObject(const Napi::CallbackInfo& info) : LockObject(info) {
   Napi::Env env = info.Env();
   if (!ExpectArgs(info, 4) || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber() ||
       !info[3].IsBoolean()) {
@@ -72,24 +66,17 @@ SharedMutexObject::SharedMutexObject(const Napi::CallbackInfo& info) : Napi::Obj
     mapping_ = nullptr;
     return;
   }
-  slot_ = AddonData::From(env)->mutexes.Add(this);
-  info.This().As<Napi::Object>().Set("slot", Napi::Number::New(env, slot_));
+  Register(env, info.This().As<Napi::Object>());
 }
 
 SharedMutexObject::~SharedMutexObject() {
   CloseNow(false);
-  if (slot_ >= 0) AddonData::From(Env())->mutexes.Remove(slot_);
+  Unregister(Env());
   if (mapping_ != nullptr) mapping_->Release();
 }
 
 void SharedMutexObject::CloseNow(bool teardown) {
-  if (wait_ != nullptr) {
-    wait_->Release(!teardown);
-    wait_->cancel();
-    wait_->join();
-    wait_->release();
-    wait_ = nullptr;
-  }
+  CloseWait(teardown);
   if (holder_ == Holder::kParked) {
     parked_->Release(!teardown);
     parked_->release();
@@ -110,36 +97,15 @@ bool SharedMutexObject::Usable(Napi::Env env) {
   return false;
 }
 
-void SharedMutexObject::WaitSettled(MutexWait* wait, bool granted) {
-  if (wait_ != wait) return;
-  wait_ = nullptr;
-  if (granted) {
-    holder_ = Holder::kParked;
-    parked_ = wait;  // keeps the reference wait_ had
-  } else {
-    wait->release();
-  }
-}
-
-// Grants travel as one value, token * 2 + ownerDied: a Number while that is
-// exact (below 2^53, so the hot path allocates nothing), else a BigInt, so
-// the token stays 64-bit and ownerDied its own bit end to end.
-Napi::Value SharedMutexObject::GrantValue(Napi::Env env, const Grant& grant) {
-  uint64_t low = (grant.token << 1) | (grant.owner_died ? 1 : 0);
-  if (grant.token < (uint64_t{1} << 52)) return Napi::Number::New(env, static_cast<double>(low));
-  uint64_t words[2] = {low, grant.token >> 63};
-  return Napi::BigInt::New(env, 0, 2, words);
+void SharedMutexObject::Hold(Wait* wait) {
+  wait->retain();
+  holder_ = Holder::kParked;
+  parked_ = wait;
 }
 
 Napi::Value SharedMutexObject::Granted(Napi::Env env, const Grant& grant, Holder holder) {
   holder_ = holder;
   return GrantValue(env, grant);
-}
-
-static SharedMutexObject* FromSlot(const Napi::CallbackInfo& info) {
-  SharedMutexObject* obj = AddonData::From(info.Env())->mutexes.Get(info[0].As<Napi::Number>().Int32Value());
-  if (obj == nullptr) ThrowType(info.Env(), "interlock binding: no mutex in that slot");
-  return obj;
 }
 
 Napi::Value SharedMutexObject::FastTryLock(const Napi::CallbackInfo& info) {
@@ -175,13 +141,7 @@ Napi::Value SharedMutexObject::DoLockSync(Napi::Env env, double timeout) {
   if (!Usable(env)) return env.Undefined();
   if (holder_ != Holder::kNone || wait_ != nullptr) return ThrowStatus(env, Status{-EDEADLK, "pthread_mutex_lock"});
   Grant grant;
-  bool busy = false;
-  // Uncontended: no clock read. A failure is reported by lock() below.
-  Status s = region().try_lock(&grant, &busy);
-  if (!s.ok() || busy) {
-    s = WaitOnJsThread(env, deadline_after_ms(timeout),
-                       [&](int64_t until) { return region().lock(&grant, nullptr, until); });
-  }
+  Status s = LockOnJsThread(env, Request{}, timeout, &grant);
   if (!s.ok()) return ThrowStatus(env, s);
   return Granted(env, grant, Holder::kJs);
 }
@@ -191,16 +151,8 @@ Napi::Value SharedMutexObject::LockAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!ExpectArgs(info, 1) || !info[0].IsFunction()) return ThrowType(env, "interlock binding: lockAsync(cb)");
   if (!Usable(env)) return env.Undefined();
-  if (holder_ != Holder::kNone || wait_ != nullptr) return ThrowStatus(env, Status{-EBUSY, "pthread_mutex_lock"});
-  auto* wait = new MutexWait(env, info[0], this, info.This());
-  int err = wait->Begin(env);
-  if (err != 0) {
-    wait->Orphan();
-    return ThrowStatus(env, Status{err, "pthread_create"});
-  }
-  wait->retain();
-  wait_ = wait;
-  return WaitObject::Wrap(env, wait);
+  if (holder_ != Holder::kNone) return ThrowStatus(env, Status{-EBUSY, "pthread_mutex_lock"});
+  return StartLock(env, Request{}, info[0], info.This());
 }
 
 Napi::Value SharedMutexObject::DoUnlock(Napi::Env env) {

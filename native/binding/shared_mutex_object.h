@@ -8,33 +8,32 @@
 #include <atomic>
 
 #include "../core/shared_region.h"
+#include "lock_object.h"
 
 namespace interlock {
 
-class MutexWait;
-
-class SharedMutexObject : public Napi::ObjectWrap<SharedMutexObject> {
+class SharedMutexObject : public LockObject<SharedMutexObject, SharedRegion> {
  public:
   static Napi::Function Init(Napi::Env env);
   // inspectRegion(name): the header of a region, read without locking.
   static Napi::Value Inspect(const Napi::CallbackInfo& info);
-  // Hot path by slot (see SlotTable): mutexTryLock(slot), mutexLockSync(slot,
-  // timeoutMs), mutexUnlock(slot).
+  // Hot path by slot: mutexTryLock(slot), mutexLockSync(slot, timeoutMs),
+  // mutexUnlock(slot).
   static Napi::Value FastTryLock(const Napi::CallbackInfo& info);
   static Napi::Value FastLockSync(const Napi::CallbackInfo& info);
   static Napi::Value FastUnlock(const Napi::CallbackInfo& info);
-  // A grant as JS sees it: token * 2 + ownerDied, a Number or past 2^52 a BigInt.
-  static Napi::Value GrantValue(Napi::Env env, const Grant& grant);
+  static Napi::Value GrantValue(Napi::Env env, const Grant& grant) { return interlock::GrantValue(env, grant); }
   static Napi::Object RegionCodes(Napi::Env env);
 
   explicit SharedMutexObject(const Napi::CallbackInfo& info);
   ~SharedMutexObject() override;
 
-  SharedRegion& region() { return mapping_->region; }
-  void WaitSettled(MutexWait* wait, bool granted);
+  SharedRegion& primitive() { return mapping_->region; }
+  // A won wait's thread stays parked, holding the mutex for this thread.
+  void Hold(Wait* wait);
   // Teardown (worker exit): let go of every hold, leaving the dirty flag set
   // so the next holder hears that this one did not finish cleanly, and unmap.
-  void CloseNow(bool teardown);
+  void CloseNow(bool teardown) override;
 
  private:
   // Shared by this object and the finalizer of the data ArrayBuffer: the
@@ -58,12 +57,12 @@ class SharedMutexObject : public Napi::ObjectWrap<SharedMutexObject> {
   Napi::Value Granted(Napi::Env env, const Grant& grant, Holder holder);
   bool Usable(Napi::Env env);
 
+  SharedRegion& region() { return mapping_->region; }
+
   Mapping* mapping_ = nullptr;
   Holder holder_ = Holder::kNone;
-  MutexWait* parked_ = nullptr;              // retained while it holds for us
-  MutexWait* wait_ = nullptr;                // in flight, retained
+  Wait* parked_ = nullptr;                   // retained while it holds for us
   Napi::Reference<Napi::ArrayBuffer> data_;  // weak: to detach on close
-  int slot_ = -1;
 };
 
 }  // namespace interlock

@@ -25,17 +25,19 @@ class WaitObject : public Napi::ObjectWrap<WaitObject> {
 };
 
 // Starts a new wait on its thread and returns its JS handle; `*in_flight`
-// gets a reference of its own. On failure throws, and the wait is dropped.
-// (Semaphore uses this; LockFile and SharedMutex still spell it out.)
+// (if given) gets a reference of its own. On failure throws, and the wait is
+// dropped.
 template <typename W>
-Napi::Value StartWait(Napi::Env env, W* wait, W** in_flight) {
+Napi::Value StartWait(Napi::Env env, W* wait, W** in_flight = nullptr) {
   int err = wait->Begin(env);
   if (err != 0) {
     wait->Orphan();
     return ThrowStatus(env, Status{err, "pthread_create"});
   }
-  wait->retain();
-  *in_flight = wait;
+  if (in_flight != nullptr) {
+    wait->retain();
+    *in_flight = wait;
+  }
   return WaitObject::Wrap(env, wait);
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "primitive.h"
 #include "status.h"
 
 namespace interlock {
@@ -55,6 +56,19 @@ class LockFile {
   Status lock_timed(bool shared, int64_t deadline_ns);
   Status unlock();
   void close();
+
+  // The primitive interface (primitive.h): flock is held by the open file
+  // description, not by a thread, so a won wait needs no parked thread.
+  using Held = Grant;
+  static constexpr bool kParks = false;
+  static constexpr const char* kCall = "flock";
+  Status try_lock(const Request& r, Grant*, bool* busy) { return try_lock(r.shared, busy); }
+  Status lock(const Request& r, Grant*, const std::atomic<bool>* cancel, int64_t deadline_ns) {
+    return lock(r.shared, cancel, deadline_ns);
+  }
+  Status lock_timed(const Request& r, Grant*, int64_t deadline_ns) { return lock_timed(r.shared, deadline_ns); }
+  Status adopt(const Request&, Grant*) { return Status{}; }
+  void undo(const Request&, const Grant&) { unlock(); }
 
  private:
   enum class Check { kSame, kReplaced };

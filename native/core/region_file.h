@@ -98,7 +98,6 @@ class RegionFile {
   void* state() const { return state_; }
   uint8_t* data() const { return data_; }
   uint64_t data_size() const { return data_size_; }
-  size_t mapping_size() const { return length_; }
 
   // Pages of the mapping were lost (see fault_guard.h), or the header was
   // overwritten. header_intact(): the header and the kind's state are still

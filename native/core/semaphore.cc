@@ -247,6 +247,17 @@ Status Semaphore::give(uint32_t weight) {
   return Status{};
 }
 
+Status Semaphore::adopt(const Request& r, Permit* out) {
+  Status st = claim(r.weight, out);
+  if (!st.ok()) give(r.weight);
+  return st;
+}
+
+Status Semaphore::lock_timed(const Request& r, Permit* out, int64_t deadline_ns) {
+  Status st = take(r.weight, nullptr, deadline_ns);
+  return st.ok() ? adopt(r, out) : st;
+}
+
 Status Semaphore::unlock(const Permit& permit, bool clean) {
   if (!region_.lost() && permit.record >= 0 && static_cast<uint32_t>(permit.record) < permits_) {
     HolderRecord* r = record(static_cast<uint32_t>(permit.record));

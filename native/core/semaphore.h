@@ -107,6 +107,20 @@ class Semaphore {
   // holder hears ownerDied), then gives the permits back.
   Status unlock(const Permit& permit, bool clean);
 
+  // The primitive interface (primitive.h). Permits taken with SEM_UNDO
+  // belong to the process, not the thread: a wait thread takes them, the
+  // holder's thread claims a record, and no thread parks.
+  using Held = Permit;
+  static constexpr bool kParks = false;
+  static constexpr const char* kCall = "semop";
+  Status try_lock(const Request& r, Permit* out, bool* busy) { return try_lock(r.weight, out, busy); }
+  Status lock(const Request& r, Permit*, const std::atomic<bool>* cancel, int64_t deadline_ns) {
+    return take(r.weight, cancel, deadline_ns);
+  }
+  Status lock_timed(const Request& r, Permit* out, int64_t deadline_ns);
+  Status adopt(const Request& r, Permit* out);
+  void undo(const Request& r, const Permit&) { give(r.weight); }
+
   Status info(SemaphoreInfo* out);
   // Removes the set (if the region names one of ours) and the name.
   static Status unlink(const std::string& name);

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "clock.h"
+#include "primitive.h"
 #include "region_file.h"
 #include "status.h"
 
@@ -34,12 +35,6 @@ struct MutexState {
   alignas(64) pthread_mutex_t mutex;
 };
 
-// What an acquisition learns.
-struct Grant {
-  bool owner_died = false;
-  uint64_t token = 0;
-};
-
 // A process-shared robust mutex (EOWNERDEAD when its holder dies), error
 // checking so a thread never deadlocks on its own.
 Status init_robust_mutex(pthread_mutex_t* mutex);
@@ -59,7 +54,6 @@ class SharedRegion {
   MutexState* state() const { return static_cast<MutexState*>(file_.state()); }
   uint8_t* data() const { return file_.data(); }
   uint64_t data_size() const { return file_.data_size(); }
-  size_t mapping_size() const { return file_.mapping_size(); }
 
   // Lock operations; the calling thread becomes the owner and must unlock.
   // try_lock sets *busy instead of failing when another holder has it.
@@ -72,6 +66,19 @@ class SharedRegion {
   // kDamaged if the mapping lost pages while held: writes may be gone, so
   // the region is marked broken for everyone and the real mutex unlocked.
   Status unlock(bool clean);
+
+  // The primitive interface (primitive.h). A pthread mutex belongs to the
+  // thread that locked it, so a wait thread that wins it parks, holding it,
+  // until the holder releases (see LockWait).
+  using Held = Grant;
+  static constexpr bool kParks = true;
+  static constexpr const char* kCall = "pthread_mutex_lock";
+  Status try_lock(const Request&, Grant* grant, bool* busy) { return try_lock(grant, busy); }
+  Status lock(const Request&, Grant* grant, const std::atomic<bool>* cancel, int64_t deadline_ns) {
+    return lock(grant, cancel, deadline_ns);
+  }
+  Status lock_timed(const Request&, Grant* grant, int64_t deadline_ns) { return lock(grant, nullptr, deadline_ns); }
+  Status adopt(const Request&, Grant*) { return Status{}; }
 
   // The header of /dev/shm/<name> without mapping or locking it (for
   // `interlock status`). Fields are a snapshot; kIncompatible if not ours,

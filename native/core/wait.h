@@ -39,7 +39,6 @@ class Wait {
   bool cancel_requested() const { return cancel_.load(std::memory_order_acquire); }
   const std::atomic<bool>* cancel_flag() const { return &cancel_; }
   int64_t deadline() const { return deadline_; }
-  bool started() const { return started_; }
   // Blocks until run() and finished() have returned (teardown only).
   void join();
   bool done();
@@ -54,8 +53,6 @@ class Wait {
   // Inside cancel(), after the flag is set: wake a run() that is parked on
   // something other than a syscall (e.g. a condition variable).
   virtual void on_cancel() {}
-  // The running thread's interrupter, for run() bodies that re-arm it.
-  Interrupter* interrupter() const { return intr_; }
 
  private:
   friend class WaitThreads;
