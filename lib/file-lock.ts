@@ -1,9 +1,9 @@
 // FileLock: flock(2) on a lock file, exclusive across processes, worker
 // threads and async tasks.
 import { resolve } from 'node:path';
-import { fromNative, LockError, systemError, teardownError } from './errors';
+import { fromNative, teardownError } from './errors';
 import { LockHandle } from './handle';
-import { type NativeLockFile, native } from './native';
+import { type NativeError, type NativeLockFile, native, type WaitCallback } from './native';
 import type { Backend, LockQueue } from './queue';
 import { QueuedLock, QueueTable } from './queued-lock';
 import { type FileStatus, fileStatus } from './status';
@@ -34,24 +34,6 @@ export interface AcquireSyncOptions {
   timeout?: number;
 }
 
-/** What the binding says about the filesystem of a refused lock file. */
-export interface Filesystem {
-  type: number;
-  name: string | null;
-}
-
-/** ERR_UNSAFE_FILESYSTEM, naming the filesystem and the path. */
-export function unsafeFilesystemError(fs: Filesystem, path: string): LockError {
-  const type = `f_type 0x${fs.type.toString(16)}`;
-  const err = new LockError(
-    'ERR_UNSAFE_FILESYSTEM',
-    `ERR_UNSAFE_FILESYSTEM: flock(2) may not exclude other holders on ${fs.name ?? 'this filesystem'} (${type}) ` +
-      `'${path}'; keep lock files on a local filesystem, or pass allowUnsafeFilesystem: true`,
-    { syscall: 'fstatfs', path },
-  );
-  return Object.assign(err, { filesystem: fs.name ?? type });
-}
-
 class FileBackend implements Backend<true> {
   readonly path: string;
   readonly waitSyscall = 'flock';
@@ -74,10 +56,7 @@ class FileBackend implements Backend<true> {
   }
 
   #convert(err: unknown, timeoutMs?: number): unknown {
-    if ((err as { errno?: unknown } | null)?.errno === native.LockFile.UNSAFE_FILESYSTEM) {
-      return unsafeFilesystemError(this.#file.filesystem(), this.path);
-    }
-    return fromNative(err, this.path, timeoutMs);
+    return fromNative(err, this.path, timeoutMs, { filesystem: () => this.#file.filesystem() });
   }
 
   tryLock(shared: boolean): true | null {
@@ -100,9 +79,9 @@ class FileBackend implements Backend<true> {
     }
   }
 
-  lockAsync(shared: boolean, done: (errno: number, syscall: string | undefined, grant: true | undefined) => void) {
+  lockAsync(shared: boolean, done: WaitCallback<true>) {
     try {
-      return this.#file.lockAsync(shared, (errno, syscall) => done(errno, syscall, errno === 0 ? true : undefined));
+      return this.#file.lockAsync(shared, (error) => done(error, error === null ? true : undefined));
     } catch (err) {
       throw this.#convert(err);
     }
@@ -120,9 +99,8 @@ class FileBackend implements Backend<true> {
     this.#file.close();
   }
 
-  waitError(errno: number, syscall: string | undefined): unknown {
-    if (errno === native.LockFile.UNSAFE_FILESYSTEM) return unsafeFilesystemError(this.#file.filesystem(), this.path);
-    return systemError(errno, syscall, this.path);
+  waitError(error: NativeError): unknown {
+    return this.#convert(error);
   }
 }
 

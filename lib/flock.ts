@@ -1,7 +1,7 @@
 // flock(fd) for code that already owns an fd (e.g. moving off fs-ext). The
 // same waiting rules as FileLock (dedicated thread, cancellable), but no
 // per-thread queue: the caller owns the fd and its semantics.
-import { AbortError, fromNative, systemError, teardownError, timeoutError, withStack } from './errors';
+import { AbortError, fromNative, teardownError, timeoutError, withStack } from './errors';
 import { ECANCELED, native } from './native';
 import {
   invalidValue,
@@ -91,12 +91,12 @@ export function flock(fd: number, op: FlockOperation, options?: FlockOptions): P
       wait.cancel();
     };
     const onAbort = () => stop(new AbortError(signal?.reason));
-    const wait = native.flockAsync(p.fd, p.code, (errno, syscall) => {
+    const wait = native.flockAsync(p.fd, p.code, (error) => {
       if (timer !== undefined) clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      if (errno === 0) resolve(true);
-      else if (errno === ECANCELED && reason !== undefined) reject(withStack(reason, site));
-      else reject(withStack(systemError(errno, syscall), site));
+      if (error === null) resolve(true);
+      else if (error.errno === ECANCELED && reason !== undefined) reject(withStack(reason, site));
+      else reject(withStack(fromNative(error), site));
     });
     if (p.timeout >= 0) timer = setTimeout(() => stop(timeoutError(p.timeout)), p.timeout);
     signal?.addEventListener('abort', onAbort, { once: true });

@@ -1,13 +1,29 @@
 // The compiled addon, found by node-gyp-build: a prebuild for this platform
 // if one ships, else build/Release from a source build.
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 
 export interface NativeWait {
   cancel(): void;
 }
 
-/** errno is 0 on success, else negative; `syscall` names the failing call. */
-export type WaitCallback = (errno: number, syscall?: string) => void;
+/**
+ * A native failure, thrown by sync calls and passed to async callbacks alike
+ * (native/binding/errors.h); lib/errors.ts fromNative() words it.
+ */
+export interface NativeError extends Error {
+  /** A system error: negative, as Node's. */
+  errno?: number;
+  /** One of interlock's own failures (ErrorKind in native/core/status.h), instead of errno. */
+  kind?: string;
+  syscall?: string;
+  /** A region refused for its owner or mode: the file's. */
+  ownerUid?: number;
+  fileMode?: number;
+}
+
+/** An async wait's end: `error` null when granted, with the kind's grant. */
+export type WaitCallback<G = unknown> = (error: NativeError | null, grant?: G) => void;
 
 export interface NativeLockFile {
   /** Index for the by-slot hot-path functions (they skip napi_unwrap). */
@@ -25,8 +41,6 @@ export interface NativeLockFile {
 export interface Binding {
   LockFile: {
     new (path: string | Buffer, mode: number, create: boolean, allowUnsafe: boolean): NativeLockFile;
-    /** errno of a lock file refused for its filesystem (see filesystem()). */
-    readonly UNSAFE_FILESYSTEM: number;
     /** fstatfs(2) of an fd opened elsewhere (the CLI's own). */
     filesystemOf(fd: number): { type: number; name: string | null };
     /** Tests only: later opens see this f_type (0: the real one). */
@@ -37,22 +51,19 @@ export interface Binding {
   flockAsync(fd: number, op: number, callback: WaitCallback): NativeWait;
   SharedMutex: {
     new (name: string, dataSize: number, mode: number, allowForeignOwner: boolean): NativeSharedMutex;
-    /** Region refusal codes (native/core/region_file.h), negative like -errno. */
-    readonly codes: RegionCodes;
   };
   inspectRegion(name: string): RegionInfo;
   Semaphore: new (name: string, permits: number, mode: number) => NativeSemaphore;
   unlinkSemaphore(name: string): void;
   LockTable: new (region: string, mode: number, threadId: number, onEvents: () => void) => NativeLockTable;
-  TABLE_FULL: number;
   fileTryLock(slot: number, shared: boolean): boolean;
   fileUnlock(slot: number): void;
   mutexTryLock(slot: number): Grant;
   /** undefined (no grant) when the thread is being torn down. */
   mutexLockSync(slot: number, timeoutMs: number): Grant | undefined;
   mutexUnlock(slot: number): void;
-  INCOMPATIBLE: number;
-  DAMAGED: number;
+  /** Errnos os.constants.errno lacks, from the C headers (positive). */
+  errno: { EOWNERDEAD: number; ENOTRECOVERABLE: number };
   LOCK_SH: number;
   LOCK_EX: number;
   LOCK_UN: number;
@@ -63,7 +74,8 @@ const load = require('node-gyp-build') as (dir: string) => unknown;
 
 export const native = load(join(__dirname, '..')) as Binding;
 
-export const ECANCELED = -125;
+/** The errno of a wait that was cancelled: nobody is told, as nobody waits for it. */
+export const ECANCELED = -osConstants.errno.ECANCELED;
 
 /** One JS thread's client of a Web Locks table (see lib/web-locks.ts). */
 export interface NativeLockTable {
@@ -82,17 +94,6 @@ export interface NativeLockTable {
   close(): void;
 }
 
-export interface RegionCodes {
-  incompatible: number;
-  damaged: number;
-  otherKind: number;
-  otherPidNamespace: number;
-  foreignOwner: number;
-  tooOpen: number;
-  broken: number;
-  guardFull: number;
-}
-
 /**
  * Grants travel as token * 2 + ownerDied: a number while exact (tokens below
  * 2^52), else a bigint; 0 means busy.
@@ -101,7 +102,7 @@ export type Grant = number | bigint;
 
 export interface NativeSharedMutex {
   readonly slot: number;
-  lockAsync(callback: (errno: number, syscall?: string, grant?: Grant) => void): NativeWait;
+  lockAsync(callback: WaitCallback<Grant>): NativeWait;
   close(): void;
   data(): ArrayBuffer;
   info(): RegionInfo;
@@ -133,7 +134,7 @@ export interface NativeSemaphore {
   tryLock(weight: number): SemaphoreGrant | null;
   /** undefined (no grant) when the thread is being torn down. */
   lockSync(weight: number, timeoutMs: number): SemaphoreGrant | undefined;
-  lockAsync(weight: number, callback: (errno: number, syscall?: string, grant?: SemaphoreGrant) => void): NativeWait;
+  lockAsync(weight: number, callback: WaitCallback<SemaphoreGrant>): NativeWait;
   unlock(record: number): void;
   close(): void;
   info(): SemaphoreInfo;

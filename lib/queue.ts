@@ -6,7 +6,7 @@
 // FileLock and SharedMutex, a weight for Semaphore.
 import { AbortError, closedError, deadlockError, timeoutError, withStack } from './errors';
 import { type HandleOwner, type Hold, type LockHandle, releaseHold } from './handle';
-import { ECANCELED, type NativeWait } from './native';
+import { ECANCELED, type NativeError, type NativeWait, type WaitCallback } from './native';
 
 /** What a lock kind provides; errors thrown are already LockErrors. */
 export interface Backend<G, M = boolean> {
@@ -23,11 +23,11 @@ export interface Backend<G, M = boolean> {
   tryLock(mode: M): G | null;
   lockSync(mode: M, timeoutMs: number): G;
   /** Waits on a dedicated native thread; `done` runs on this thread. */
-  lockAsync(mode: M, done: (errno: number, syscall: string | undefined, grant: G | undefined) => void): NativeWait;
+  lockAsync(mode: M, done: WaitCallback<G>): NativeWait;
   unlock(grant: G): void;
   close(): void;
-  /** The error for a failed native wait. */
-  waitError(errno: number, syscall: string | undefined): unknown;
+  /** The error for a failed native wait (as for a failed sync call). */
+  waitError(error: NativeError): unknown;
 }
 
 export type MakeHandle<G, H extends LockHandle, M = boolean> = (owner: HandleOwner, mode: M, grant: G) => H;
@@ -258,7 +258,7 @@ export class LockQueue<G, H extends LockHandle, M = boolean> implements HandleOw
 
   #startWait(mode: M): void {
     const wait: PendingWait<M> = { mode, cancelling: false, deferred: [] };
-    wait.native = this.#backend.lockAsync(mode, (errno, syscall, grant) => this.#waitDone(wait, errno, syscall, grant));
+    wait.native = this.#backend.lockAsync(mode, (error, grant) => this.#waitDone(wait, error, grant));
     this.#wait = wait;
   }
 
@@ -268,11 +268,11 @@ export class LockQueue<G, H extends LockHandle, M = boolean> implements HandleOw
     wait.native?.cancel();
   }
 
-  #waitDone(wait: PendingWait<M>, errno: number, syscall: string | undefined, grant: G | undefined): void {
+  #waitDone(wait: PendingWait<M>, error: NativeError | null, grant: G | undefined): void {
     if (this.#wait === wait) this.#wait = null;
     for (const reject of wait.deferred) reject();
     if (this.#closed) return;
-    if (errno === 0) {
+    if (error === null) {
       const head = this.#queue[0];
       if (head !== undefined && head.mode === wait.mode) {
         this.#queue.shift();
@@ -280,9 +280,9 @@ export class LockQueue<G, H extends LockHandle, M = boolean> implements HandleOw
       } else {
         this.#backend.unlock(grant as G); // nobody is left to take it
       }
-    } else if (errno !== ECANCELED) {
+    } else if (error.errno !== ECANCELED) {
       const head = this.#queue.shift();
-      if (head !== undefined) this.#fail(head, this.#backend.waitError(errno, syscall));
+      if (head !== undefined) this.#fail(head, this.#backend.waitError(error));
     }
     this.#pump();
   }

@@ -1,11 +1,18 @@
 // Semaphore: at most `permits` permits held at once by every process and
 // worker that opens a name; permits of a holder that dies come back at once.
-import { systemError, teardownError } from './errors';
+import { fromNative, incompatible, teardownError } from './errors';
 import { type HandleOwner, LockHandle } from './handle';
-import { type NativeSemaphore, native, type SemaphoreGrant, type SemaphoreInfo } from './native';
+import {
+  type NativeError,
+  type NativeSemaphore,
+  native,
+  type SemaphoreGrant,
+  type SemaphoreInfo,
+  type WaitCallback,
+} from './native';
 import type { Backend } from './queue';
 import { QueuedLock, QueueTable } from './queued-lock';
-import { incompatible, regionError, regionPath, validateName } from './region';
+import { regionPath, validateName } from './region';
 import { validateInteger, validateMode, validateObject } from './validate';
 
 const MAX_PERMITS = 32767; // SEMVMX: the largest value of a System V semaphore
@@ -66,15 +73,12 @@ class SemaphoreBackend implements Backend<SemaphoreGrant, number> {
   }
 
   #convert(err: unknown, timeoutMs?: number): unknown {
-    const errno = (err as { errno?: number }).errno;
-    if (errno === native.INCOMPATIBLE) {
-      return incompatible(
-        this.path,
+    return fromNative(err, this.path, timeoutMs, {
+      what: 'Semaphore',
+      incompatible:
         'is not a Semaphore with this many permits, was made by another version, libc or architecture, ' +
-          'names a semaphore set this IPC namespace does not have, or was damaged',
-      );
-    }
-    return regionError(err, this.path, 'Semaphore', timeoutMs); // kind, PID namespace, owner, damage
+        'names a semaphore set this IPC namespace does not have, or was damaged',
+    });
   }
 
   tryLock(weight: number): SemaphoreGrant | null {
@@ -87,7 +91,7 @@ class SemaphoreBackend implements Backend<SemaphoreGrant, number> {
     return grant;
   }
 
-  lockAsync(weight: number, done: (errno: number, syscall: string | undefined, grant?: SemaphoreGrant) => void) {
+  lockAsync(weight: number, done: WaitCallback<SemaphoreGrant>) {
     return this.#call(() => this.#sem.lockAsync(weight, done));
   }
 
@@ -99,8 +103,8 @@ class SemaphoreBackend implements Backend<SemaphoreGrant, number> {
     this.#sem.close();
   }
 
-  waitError(errno: number, syscall: string | undefined): unknown {
-    return this.#convert(Object.assign(new Error(), { errno, syscall }));
+  waitError(error: NativeError): unknown {
+    return this.#convert(error);
   }
 
   info(): SemaphoreInfo {
@@ -174,8 +178,7 @@ export class Semaphore extends QueuedLock<
     try {
       native.unlinkSemaphore(name);
     } catch (err) {
-      const e = err as { errno?: number; syscall?: string };
-      throw typeof e.errno === 'number' ? systemError(e.errno, e.syscall, path) : err;
+      throw fromNative(err, path);
     }
   }
 }

@@ -2,12 +2,19 @@
 // region, with shared bytes (`data`) and owner-death reporting.
 import { constants as bufferConstants } from 'node:buffer';
 import { unlinkSync } from 'node:fs';
-import { systemError, teardownError } from './errors';
+import { fromNative, incompatible, systemError, teardownError } from './errors';
 import { type HandleOwner, LockHandle } from './handle';
-import { type Grant, type NativeSharedMutex, native, type RegionInfo } from './native';
+import {
+  type Grant,
+  type NativeError,
+  type NativeSharedMutex,
+  native,
+  type RegionInfo,
+  type WaitCallback,
+} from './native';
 import type { Backend } from './queue';
 import { QueuedLock, QueueTable } from './queued-lock';
-import { incompatible, regionError, regionPath, validateName } from './region';
+import { regionPath, validateName } from './region';
 import { invalidValue, validateBoolean, validateInteger, validateMode, validateObject } from './validate';
 
 export interface SharedMutexOptions {
@@ -56,7 +63,7 @@ export class MutexHandle extends LockHandle {
 const MAX_DATA = bufferConstants.MAX_LENGTH;
 
 function convert(err: unknown, path: string, timeoutMs?: number, mode?: number): unknown {
-  return regionError(err, path, 'SharedMutex', timeoutMs, mode);
+  return fromNative(err, path, timeoutMs, { what: 'SharedMutex', mode });
 }
 
 class MutexBackend implements Backend<Grant> {
@@ -97,7 +104,7 @@ class MutexBackend implements Backend<Grant> {
     }
   }
 
-  lockAsync(_shared: boolean, done: (errno: number, syscall: string | undefined, grant: Grant | undefined) => void) {
+  lockAsync(_shared: boolean, done: WaitCallback<Grant>) {
     try {
       return this.#mutex.lockAsync(done);
     } catch (err) {
@@ -118,8 +125,8 @@ class MutexBackend implements Backend<Grant> {
     this.#data = undefined;
   }
 
-  waitError(errno: number, syscall: string | undefined): unknown {
-    return convert(Object.assign(new Error(), { errno, syscall }), this.path);
+  waitError(error: NativeError): unknown {
+    return convert(error, this.path);
   }
 
   data(): Buffer {

@@ -7,9 +7,8 @@
 // (the waiting promise the callback returns, the released promise request()
 // returns).
 import { threadId } from 'node:worker_threads';
-import { LockError } from './errors';
+import { fromNative } from './errors';
 import { native } from './native';
-import { regionError } from './region';
 import { invalidValue } from './validate';
 
 /**
@@ -113,19 +112,11 @@ function domException(name: string, message: string): DOMException {
   return new DOMException(message, name);
 }
 
-const TABLE_FULL_MESSAGE = `the Web Locks table of this scope is full (at most 1024 requests and 256 threads at once)`;
-
 function convert(err: unknown, path: string): unknown {
-  const errno = (err as { errno?: unknown } | undefined)?.errno;
-  if (errno === native.TABLE_FULL) return new LockError('ERR_LOCK_TABLE_FULL', TABLE_FULL_MESSAGE, { path });
-  if (errno === native.INCOMPATIBLE) {
-    return new LockError(
-      'ERR_INCOMPATIBLE_REGION',
-      `ERR_INCOMPATIBLE_REGION: '${path}' is owned by another user, or was made by another version; it was not used`,
-      { path },
-    );
-  }
-  return regionError(err, path, 'Web Locks table'); // kind, PID namespace, owner, damage
+  return fromNative(err, path, undefined, {
+    what: 'Web Locks table',
+    incompatible: 'is owned by another user, or was made by another version',
+  });
 }
 
 // One per scope per JS thread: this thread's client in the table.

@@ -3,7 +3,7 @@
 import { type StdioOptions, spawn } from 'node:child_process';
 import { closeSync, constants, openSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { unsafeFilesystemError } from '../file-lock';
+import { unsafeFilesystemError } from '../errors';
 import { type FlockOperation, flockSync } from '../flock';
 import { native } from '../native';
 import {

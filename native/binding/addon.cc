@@ -33,7 +33,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("LockFile", LockFileObject::Init(env));
   exports.Set("SharedMutex", SharedMutexObject::Init(env));
   exports.Set("LockTable", LockTableObject::Init(env));
-  exports.Set("TABLE_FULL", Napi::Number::New(env, kTableFull));
   exports.Set("mutexTryLock", Napi::Function::New<SharedMutexObject::FastTryLock>(env, "mutexTryLock"));
   exports.Set("mutexLockSync", Napi::Function::New<SharedMutexObject::FastLockSync>(env, "mutexLockSync"));
   exports.Set("mutexUnlock", Napi::Function::New<SharedMutexObject::FastUnlock>(env, "mutexUnlock"));
@@ -42,10 +41,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Semaphore", SemaphoreObject::Init(env));
   exports.Set("unlinkSemaphore", Napi::Function::New<SemaphoreObject::Unlink>(env, "unlinkSemaphore"));
   exports.Set("inspectRegion", Napi::Function::New<SharedMutexObject::Inspect>(env, "inspectRegion"));
-  exports.Set("INCOMPATIBLE", Napi::Number::New(env, kIncompatible));
-  exports.Set("DAMAGED", Napi::Number::New(env, kDamaged));
   exports.Set("flockSync", Napi::Function::New<FdWait::FlockSync>(env, "flockSync"));
   exports.Set("flockAsync", Napi::Function::New<FdWait::FlockAsync>(env, "flockAsync"));
+  // Errnos os.constants.errno lacks (robust mutexes), from the C headers.
+  Napi::Object errnos = Napi::Object::New(env);
+  errnos.Set("EOWNERDEAD", EOWNERDEAD);
+  errnos.Set("ENOTRECOVERABLE", ENOTRECOVERABLE);
+  exports.Set("errno", errnos);
   exports.Set("LOCK_SH", Napi::Number::New(env, LOCK_SH));
   exports.Set("LOCK_EX", Napi::Number::New(env, LOCK_EX));
   exports.Set("LOCK_UN", Napi::Number::New(env, LOCK_UN));

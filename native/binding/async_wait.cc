@@ -1,6 +1,7 @@
 #include "async_wait.h"
 
 #include "addon_data.h"
+#include "errors.h"
 
 namespace interlock {
 
@@ -51,11 +52,11 @@ void AsyncWait::Deliver(Napi::Env env, AddonData* data) {
   callback_.Reset();
   owner_.Reset();
   data->WaitDelivered(env);
-  Napi::Value syscall = result_.syscall != nullptr ? Napi::String::New(env, result_.syscall) : env.Undefined();
-  napi_value args[] = {Napi::Number::New(env, result_.error), syscall, Extra(env)};
+  napi_value error = result_.ok() ? nullptr : StatusError(env, result_);
+  napi_value args[] = {error != nullptr ? error : static_cast<napi_value>(env.Null()), Extra(env)};
   // During worker termination JS can no longer run; that is normal here and
   // the env cleanup hook has released what this wait held.
-  napi_call_function(env, env.Undefined(), cb, 3, args, nullptr);
+  napi_call_function(env, env.Undefined(), cb, 2, args, nullptr);
   release();  // registry
   release();  // delivery
 }

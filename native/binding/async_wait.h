@@ -18,18 +18,18 @@ class AsyncWait : public Wait {
 
   // Starts the thread and registers with the environment. 0 or -errno.
   int Begin(Napi::Env env, int64_t deadline_ns = kNoDeadline);
-  // On the JS thread: calls back with (error, syscall) and lets go.
+  // On the JS thread: calls back with (error or null, grant) and lets go.
   void Deliver(Napi::Env env, AddonData* data);
   // Teardown: forget the JS side while the environment is still valid.
   void Orphan();
 
  protected:
-  // What run() found. The callback gets `result_.error` (0 or -errno).
+  // What run() found; the callback gets it as StatusError (errors.h).
   Status result_;
   // Runs on the JS thread just before the callback (e.g. to unlock a grant
   // that nobody wants any more). May rewrite result_.
   virtual void Settle() {}
-  // A third callback argument (undefined by default).
+  // The grant, the callback's second argument (undefined by default).
   virtual Napi::Value Extra(Napi::Env env) { return env.Undefined(); }
   // Hands result_ to the JS thread now; run() may go on afterwards (a
   // parked mutex holder). Later calls, and finished(), do nothing.

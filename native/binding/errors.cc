@@ -4,24 +4,67 @@
 
 namespace interlock {
 
-// Raw Node-API calls with their failures ignored: this also runs while an
-// env is shutting down, when the checked wrappers would abort the process.
-Napi::Value ThrowStatus(Napi::Env env, const Status& status) {
-  const char* text = strerror(-status.error);
-  napi_value message = nullptr, error = nullptr, errno_value = nullptr, syscall = nullptr;
-  if (napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message) != napi_ok) return env.Undefined();
-  if (napi_create_error(env, nullptr, message, &error) != napi_ok) return env.Undefined();
-  if (napi_create_int32(env, status.error, &errno_value) == napi_ok) {
-    napi_set_named_property(env, error, "errno", errno_value);
+// The names lib/errors.ts switches on.
+static const char* KindName(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kNone:
+      return "none";
+    case ErrorKind::kIncompatible:
+      return "incompatible";
+    case ErrorKind::kDamaged:
+      return "damaged";
+    case ErrorKind::kOtherKind:
+      return "otherKind";
+    case ErrorKind::kOtherPidNs:
+      return "otherPidNamespace";
+    case ErrorKind::kForeignOwner:
+      return "foreignOwner";
+    case ErrorKind::kTooOpen:
+      return "tooOpen";
+    case ErrorKind::kBroken:
+      return "broken";
+    case ErrorKind::kGuardFull:
+      return "guardFull";
+    case ErrorKind::kUnsafeFilesystem:
+      return "unsafeFilesystem";
+    case ErrorKind::kTableFull:
+      return "tableFull";
+    case ErrorKind::kNotReady:
+    case ErrorKind::kStale:
+      break;
   }
-  if (status.syscall != nullptr &&
-      napi_create_string_utf8(env, status.syscall, NAPI_AUTO_LENGTH, &syscall) == napi_ok) {
-    napi_set_named_property(env, error, "syscall", syscall);
-  }
-  napi_throw(env, error);
-  return env.Undefined();
+  return "incompatible";  // internal to RegionFile::open; never leaves it
 }
 
+static void SetString(napi_env env, napi_value obj, const char* key, const char* value) {
+  napi_value v = nullptr;
+  if (value != nullptr && napi_create_string_utf8(env, value, NAPI_AUTO_LENGTH, &v) == napi_ok) {
+    napi_set_named_property(env, obj, key, v);
+  }
+}
+
+// Raw Node-API calls with their failures ignored: this also runs while an
+// env is shutting down, when the checked wrappers would abort the process.
+napi_value StatusError(napi_env env, const Status& status) {
+  bool system = status.kind == ErrorKind::kNone;
+  const char* text = system ? strerror(-status.error) : KindName(status.kind);
+  napi_value message = nullptr, error = nullptr, errno_value = nullptr;
+  if (napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message) != napi_ok) return nullptr;
+  if (napi_create_error(env, nullptr, message, &error) != napi_ok) return nullptr;
+  if (!system) {
+    SetString(env, error, "kind", KindName(status.kind));
+  } else if (napi_create_int32(env, status.error, &errno_value) == napi_ok) {
+    napi_set_named_property(env, error, "errno", errno_value);
+  }
+  SetString(env, error, "syscall", status.syscall);
+  return error;
+}
+
+Napi::Value ThrowStatus(Napi::Env env, const Status& status) {
+  napi_value error = StatusError(env, status);
+  if (error != nullptr) napi_throw(env, error);
+  return env.Undefined();
+}
 Napi::Value ThrowType(Napi::Env env, const char* message) {
   Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
   return env.Undefined();

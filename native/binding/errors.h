@@ -1,5 +1,8 @@
-// Throwing from the binding. System errors carry errno (negative, as Node
-// does) and syscall; the facade turns them into LockError with the path.
+// Native failures as JS sees them, one shape for sync and async calls: an
+// Error with `errno` (negative, as Node's) for a system error or `kind` for
+// one of interlock's own (ErrorKind), and `syscall`. Sync calls throw it,
+// async waits pass it to their callback; lib/errors.ts fromNative() turns it
+// into a LockError with the path.
 #pragma once
 
 #include <napi.h>
@@ -8,6 +11,8 @@
 
 namespace interlock {
 
+// nullptr if the env can no longer make one (teardown).
+napi_value StatusError(napi_env env, const Status& status);
 Napi::Value ThrowStatus(Napi::Env env, const Status& status);
 Napi::Value ThrowType(Napi::Env env, const char* message);
 

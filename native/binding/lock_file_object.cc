@@ -12,7 +12,6 @@ Napi::Function LockFileObject::Init(Napi::Env env) {
                          InstanceMethod<&LockFileObject::LockSync>("lockSync"),
                          InstanceMethod<&LockFileObject::LockAsync>("lockAsync"),
                          InstanceMethod<&LockFileObject::Close>("close"),
-                         StaticValue("UNSAFE_FILESYSTEM", Napi::Number::New(env, kUnsafeFilesystem)),
                          StaticMethod<&LockFileObject::FilesystemOf>("filesystemOf"),
                          StaticMethod<&LockFileObject::SetFsTypeForTesting>("setFsTypeForTesting"),
                      });

@@ -11,36 +11,19 @@ Napi::Function SharedMutexObject::Init(Napi::Env env) {
                          InstanceMethod<&SharedMutexObject::Close>("close"),
                          InstanceMethod<&SharedMutexObject::Data>("data"),
                          InstanceMethod<&SharedMutexObject::Info>("info"),
-                         StaticValue("codes", RegionCodes(env)),
                      });
-}
-
-// The region codes of region_file.h, for lib/region.ts.
-Napi::Object SharedMutexObject::RegionCodes(Napi::Env env) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("incompatible", kIncompatible);
-  o.Set("damaged", kDamaged);
-  o.Set("otherKind", kOtherKind);
-  o.Set("otherPidNamespace", kOtherPidNs);
-  o.Set("foreignOwner", kForeignOwner);
-  o.Set("tooOpen", kTooOpen);
-  o.Set("broken", kBroken);
-  o.Set("guardFull", kGuardFull);
-  return o;
 }
 
 // A refusal to open, with the file's owner and mode when they are the cause.
 static void ThrowOpenError(Napi::Env env, const Status& s, const RegionFile& file) {
-  if (s.error != kForeignOwner && s.error != kTooOpen) {
-    ThrowStatus(env, s);
-    return;
+  napi_value error = StatusError(env, s);
+  if (error == nullptr) return;
+  if (s.kind == ErrorKind::kForeignOwner || s.kind == ErrorKind::kTooOpen) {
+    Napi::Object err(env, error);
+    err.Set("ownerUid", Napi::Number::New(env, file.file_uid()));
+    err.Set("fileMode", Napi::Number::New(env, file.file_mode()));
   }
-  Napi::Error err = Napi::Error::New(env, "region refused");
-  err.Set("errno", Napi::Number::New(env, s.error));
-  err.Set("syscall", Napi::String::New(env, s.syscall));
-  err.Set("ownerUid", Napi::Number::New(env, file.file_uid()));
-  err.Set("fileMode", Napi::Number::New(env, file.file_mode()));
-  err.ThrowAsJavaScriptException();
+  napi_throw(env, error);
 }
 
 // new SharedMutex(name, dataSize, mode, allowForeignOwner): maps the region
@@ -166,7 +149,7 @@ Napi::Value SharedMutexObject::DoUnlock(Napi::Env env) {
     parked_->release();
     parked_ = nullptr;
     // The parked thread's unlock saw the loss (and marked the region broken).
-    if (region().lost()) return ThrowStatus(env, Status{kDamaged, "pthread_mutex_unlock"});
+    if (region().lost()) return ThrowStatus(env, Status{ErrorKind::kDamaged, "pthread_mutex_unlock"});
   }
   return env.Undefined();
 }

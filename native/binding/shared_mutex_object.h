@@ -23,7 +23,6 @@ class SharedMutexObject : public LockObject<SharedMutexObject, SharedRegion> {
   static Napi::Value FastLockSync(const Napi::CallbackInfo& info);
   static Napi::Value FastUnlock(const Napi::CallbackInfo& info);
   static Napi::Value GrantValue(Napi::Env env, const Grant& grant) { return interlock::GrantValue(env, grant); }
-  static Napi::Object RegionCodes(Napi::Env env);
 
   explicit SharedMutexObject(const Napi::CallbackInfo& info);
   ~SharedMutexObject() override;

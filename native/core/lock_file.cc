@@ -119,7 +119,7 @@ Status LockFile::open() {
   }
   if (!allow_unsafe_ && unsafe_filesystem_name(fs_type_) != nullptr) {
     ::close(fd);
-    return Status{kUnsafeFilesystem, "fstatfs"};
+    return Status{ErrorKind::kUnsafeFilesystem, "fstatfs"};
   }
   fd_ = fd;
   dev_ = st.st_dev;

@@ -14,9 +14,9 @@
 
 namespace interlock {
 
-// Status.error of open() for a file on a filesystem where flock(2) may not
-// exclude (see unsafe_filesystem_name); fs_type() then says which.
-constexpr int kUnsafeFilesystem = -100001;
+// open() fails with ErrorKind::kUnsafeFilesystem for a file on a filesystem
+// where flock(2) may not exclude (see unsafe_filesystem_name); fs_type() then
+// says which.
 
 // The name of a filesystem type (statfs f_type) on which flock(2) may not
 // exclude other holders: network and FUSE-like filesystems. nullptr if local.

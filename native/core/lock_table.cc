@@ -155,12 +155,12 @@ void LockTable::unlock_table() { region_.unlock(true); }
 Status LockTable::open(const std::string& region, int mode, int32_t thread_id) {
   std::string path = "/dev/shm/" + region;
   struct stat sb;
-  if (lstat_path(path, &sb) == 0 && sb.st_uid != geteuid()) return Status{kIncompatible, "open"};
+  if (lstat_path(path, &sb) == 0 && sb.st_uid != geteuid()) return Status{ErrorKind::kIncompatible, "open"};
   Status st = region_.open(region, sizeof(TableState), mode, false, RegionKind::kLockTable);
   if (!st.ok()) return st;
   if (lstat_path(path, &sb) != 0 || sb.st_uid != geteuid()) {
     region_.unmap();
-    return Status{kIncompatible, "open"};
+    return Status{ErrorKind::kIncompatible, "open"};
   }
   state_ = reinterpret_cast<TableState*>(region_.data());
   st = join(thread_id);
@@ -191,7 +191,7 @@ Status LockTable::join(int32_t thread_id) {
     state_->clients_used = std::max(state_->clients_used, i + 1);
     return Status{};
   }
-  return Status{kTableFull, "open"};
+  return Status{ErrorKind::kTableFull, "open"};
 }
 
 void LockTable::close() {
@@ -393,7 +393,7 @@ Status LockTable::request(const char16_t* name, uint32_t length, LockMode mode, 
   int slot = find_free_entry();
   if (slot < 0) {
     scan_own();
-    return Status{kTableFull, "request"};
+    return Status{ErrorKind::kTableFull, "request"};
   }
   TableEntry& e = state_->entries[slot];
   std::memcpy(e.name, name, length * sizeof(char16_t));

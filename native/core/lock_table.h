@@ -32,7 +32,6 @@ constexpr uint32_t kLockNameMax = 256;   // UTF-16 code units
 constexpr uint32_t kLockClients = 256;   // JS threads per scope at once
 constexpr uint32_t kLockEntries = 1024;  // held + pending requests per scope
 // The table has no free slot for one more request or client.
-constexpr int kTableFull = -100010;
 
 enum class LockMode : uint32_t { kExclusive = 0, kShared = 1 };
 

@@ -21,8 +21,6 @@ constexpr uint64_t kMagic = 0x4b434f4c52544e49ULL;  // "INTRLOCK"
 constexpr uint32_t kLayout = 2;                     // 2: kind, PID namespace, broken flag, state/data offsets
 constexpr uint64_t kAlign = 64;
 constexpr double kOpenWaitMs = 10000;  // a creator initialises in microseconds
-constexpr int kNotReady = -100100;     // internal: see open_fd
-constexpr int kStale = -100101;        // internal: the name was removed under us
 constexpr int kNotReadyTries = 40;
 
 uint64_t align(uint64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
@@ -38,16 +36,16 @@ bool all_zero(const void* p, size_t n) {
 Status check(const RegionHeader& h, const RegionSpec& spec) {
   if (h.magic != kMagic || h.layout_version != kLayout || h.canary != kMagic ||
       std::strncmp(h.abi, RegionFile::abi_tag().c_str(), sizeof(h.abi)) != 0) {
-    return Status{kIncompatible, "open"};
+    return Status{ErrorKind::kIncompatible, "open"};
   }
-  if (h.kind != static_cast<uint32_t>(spec.kind)) return Status{kOtherKind, "open"};
+  if (h.kind != static_cast<uint32_t>(spec.kind)) return Status{ErrorKind::kOtherKind, "open"};
   uint64_t dev = 0, ino = 0;
   RegionFile::pid_namespace(&dev, &ino);
-  if (h.pid_ns_dev != dev || h.pid_ns_ino != ino) return Status{kOtherPidNs, "open"};
-  if (h.broken.load(std::memory_order_acquire) != 0) return Status{kBroken, "open"};
+  if (h.pid_ns_dev != dev || h.pid_ns_ino != ino) return Status{ErrorKind::kOtherPidNs, "open"};
+  if (h.broken.load(std::memory_order_acquire) != 0) return Status{ErrorKind::kBroken, "open"};
   if (h.state_offset != align(sizeof(RegionHeader)) || h.state_size != spec.state_size ||
       h.data_offset != h.state_offset + align(spec.state_size) || h.data_size != spec.data_size) {
-    return Status{kIncompatible, "open"};
+    return Status{ErrorKind::kIncompatible, "open"};
   }
   return Status{};
 }
@@ -120,7 +118,7 @@ Status RegionFile::open(const std::string& name, const RegionSpec& spec, RegionI
     if (!st.ok()) {
       unmap();
       ::close(fd);
-      if (st.error == kStale) continue;  // a creator that hit ENOSPC removed it: start over
+      if (st.kind == ErrorKind::kStale) continue;  // a creator that hit ENOSPC removed it: start over
       return st;
     }
     fd_ = fd;
@@ -135,9 +133,9 @@ Status RegionFile::open_fd(int fd, const std::string& path, const RegionSpec& sp
   // (then it stays shared, and we refuse it after a few tries).
   for (int attempt = 0;; ++attempt) {
     Status st = map_checked(fd, path, spec, init, arg);
-    if (st.error != kNotReady) return st;
+    if (st.kind != ErrorKind::kNotReady) return st;
     unmap();
-    if (attempt >= kNotReadyTries) return Status{kIncompatible, "open"};
+    if (attempt >= kNotReadyTries) return Status{ErrorKind::kIncompatible, "open"};
     flock_until(fd, LOCK_UN, nullptr, kNoDeadline);
     usleep(1000 + 1000 * (attempt % 4));
   }
@@ -154,14 +152,14 @@ Status RegionFile::map_checked(int fd, const std::string& path, const RegionSpec
   }
   struct stat sb;
   if (fstat(fd, &sb) != 0) return Status::fail("fstat");
-  if (!S_ISREG(sb.st_mode)) return Status{kIncompatible, "open"};
-  if (sb.st_nlink == 0) return Status{kStale, "open"};
+  if (!S_ISREG(sb.st_mode)) return Status{ErrorKind::kIncompatible, "open"};
+  if (sb.st_nlink == 0) return Status{ErrorKind::kStale, "open"};
   // Squatting: a region made by someone else, or open to more users than
   // our mode allows, could be held for ever or scribbled on by them.
   file_uid_ = sb.st_uid;
   file_mode_ = sb.st_mode & 07777;
-  if (!spec.allow_foreign_owner && sb.st_uid != geteuid()) return Status{kForeignOwner, "open"};
-  if ((sb.st_mode & 0022 & ~static_cast<mode_t>(spec.mode)) != 0) return Status{kTooOpen, "open"};
+  if (!spec.allow_foreign_owner && sb.st_uid != geteuid()) return Status{ErrorKind::kForeignOwner, "open"};
+  if ((sb.st_mode & 0022 & ~static_cast<mode_t>(spec.mode)) != 0) return Status{ErrorKind::kTooOpen, "open"};
 
   uint64_t want = region_size(spec);
   uint64_t have = static_cast<uint64_t>(sb.st_size);
@@ -172,10 +170,11 @@ Status RegionFile::map_checked(int fd, const std::string& path, const RegionSpec
   // Blank: never initialised, or a creator died before setting `ready`.
   bool blank = all_zero(&probe, sizeof(probe)) || (probe.magic == kMagic && probe.layout_version == kLayout &&
                                                    probe.ready.load(std::memory_order_acquire) == 0);
-  if (blank && !alone) return Status{kNotReady, "open"};
+  if (blank && !alone) return Status{ErrorKind::kNotReady, "open"};
   if (blank) return create(fd, path, spec, init, arg);
   st = check(probe, spec);
-  if (st.ok() && (have != want || probe.ready.load(std::memory_order_acquire) != 1)) st = Status{kIncompatible, "open"};
+  if (st.ok() && (have != want || probe.ready.load(std::memory_order_acquire) != 1))
+    st = Status{ErrorKind::kIncompatible, "open"};
   if (st.ok()) st = map(fd, spec);
   if (st.ok() && alone) st = flock_until(fd, LOCK_SH, nullptr, kNoDeadline);  // stay, as a user
   return st;
@@ -226,7 +225,7 @@ Status RegionFile::map(int fd, const RegionSpec& spec) {
   state_ = static_cast<uint8_t*>(addr) + align(sizeof(RegionHeader));
   data_ = static_cast<uint8_t*>(addr) + align(sizeof(RegionHeader)) + align(spec.state_size);
   guard_ = guard_mapping(addr, want);
-  if (guard_ < 0) return Status{kGuardFull, "mmap"};
+  if (guard_ < 0) return Status{ErrorKind::kGuardFull, "mmap"};
   return Status{};
 }
 
@@ -243,10 +242,10 @@ Status RegionFile::peek(const std::string& name, RegionKind kind, RegionHeader* 
   ::close(fd);
   if (n < 0) return Status::fail("read", err);
   if (n != static_cast<ssize_t>(sizeof(*out)) || out->magic != kMagic || out->layout_version != kLayout) {
-    return Status{kIncompatible, "open"};
+    return Status{ErrorKind::kIncompatible, "open"};
   }
-  if (out->kind != static_cast<uint32_t>(kind)) return Status{kOtherKind, "open"};
-  if (m != static_cast<ssize_t>(state_size)) return Status{kIncompatible, "open"};
+  if (out->kind != static_cast<uint32_t>(kind)) return Status{ErrorKind::kOtherKind, "open"};
+  if (m != static_cast<ssize_t>(state_size)) return Status{ErrorKind::kIncompatible, "open"};
   out->abi[sizeof(out->abi) - 1] = 0;
   return Status{};
 }

@@ -31,16 +31,8 @@
 
 namespace interlock {
 
-// Region codes: negative like -errno, far from any errno. Keep
-// lib/region.ts in step (the binding exports them as `regionCodes`).
-constexpr int kIncompatible = -100000;  // another layout, ABI or size, or garbage
-constexpr int kDamaged = -100001;       // truncated or overwritten under our mapping
-constexpr int kOtherKind = -100003;     // a region of another kind under that name
-constexpr int kOtherPidNs = -100004;    // made in another PID namespace
-constexpr int kForeignOwner = -100005;  // owned by another user (see RegionSpec)
-constexpr int kTooOpen = -100006;       // writable by users the caller's mode excludes
-constexpr int kBroken = -100007;        // marked broken by a user that lost writes
-constexpr int kGuardFull = -100008;     // the fault guard's table is full
+// A region refused or lost says why with Status::kind (status.h): kIncompatible,
+// kDamaged, kOtherKind, kOtherPidNs, kForeignOwner, kTooOpen, kBroken, kGuardFull.
 
 enum class RegionKind : uint32_t { kMutex = 1, kSemaphore = 2, kLockTable = 3 };
 
@@ -72,7 +64,7 @@ struct RegionSpec {
   uint64_t data_size;   // the user's bytes
   int mode;             // permission bits if created; also the most others may have
   // Adopt a region owned by another user (cooperating users). Without it a
-  // region whose owner is not our effective uid is refused (kForeignOwner).
+  // region whose owner is not our effective uid is refused (ErrorKind::kForeignOwner).
   bool allow_foreign_owner;
 };
 
@@ -108,13 +100,13 @@ class RegionFile {
   void mark_broken();
   bool broken() const { return header_->broken.load(std::memory_order_relaxed) != 0; }
 
-  // After kForeignOwner/kTooOpen: the file's owner and mode bits.
+  // After ErrorKind::kForeignOwner/ErrorKind::kTooOpen: the file's owner and mode bits.
   uid_t file_uid() const { return file_uid_; }
   mode_t file_mode() const { return file_mode_; }
 
   // Reads the header of /dev/shm/<name> and `state_size` bytes of its state
   // into `state`, without mapping or locking it (for `interlock status`).
-  // kOtherKind for another kind, kIncompatible if not ours.
+  // ErrorKind::kOtherKind for another kind, ErrorKind::kIncompatible if not ours.
   static Status peek(const std::string& name, RegionKind kind, RegionHeader* out, void* state, size_t state_size);
   static std::string abi_tag();
   static uint64_t region_size(const RegionSpec& spec);

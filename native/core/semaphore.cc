@@ -90,7 +90,7 @@ Status Semaphore::set_up(int mode) {
   SemaphoreHeader* h = header();
   if (h->ready.load(std::memory_order_acquire) == 0) {
     if (h->magic != 0 && h->magic != kSemMagic) {
-      st = Status{kIncompatible, "open"};
+      st = Status{ErrorKind::kIncompatible, "open"};
     } else {
       h->magic = kSemMagic;
       h->permits = permits_;
@@ -124,16 +124,17 @@ Status Semaphore::set_up(int mode) {
 // Shared into another IPC namespace, or after `ipcrm`, it names none.
 Status Semaphore::check_set() {
   SemaphoreHeader* h = header();
-  if (h->magic != kSemMagic || h->permits != permits_) return Status{kIncompatible, "open"};
+  if (h->magic != kSemMagic || h->permits != permits_) return Status{ErrorKind::kIncompatible, "open"};
   int id = h->semid.load(std::memory_order_relaxed);
   semid_ds ds;
   SemArg arg;
   arg.buf = &ds;
   if (semctl(id, 0, IPC_STAT, arg) != 0) {
     if (errno == EACCES) return Status::fail("semctl");
-    return Status{kIncompatible, "open"};
+    return Status{ErrorKind::kIncompatible, "open"};
   }
-  if (key_of(ds) != h->key.load(std::memory_order_relaxed) || ds.sem_nsems != 2) return Status{kIncompatible, "open"};
+  if (key_of(ds) != h->key.load(std::memory_order_relaxed) || ds.sem_nsems != 2)
+    return Status{ErrorKind::kIncompatible, "open"};
   semid_ = id;
   return Status{};
 }
@@ -202,7 +203,7 @@ Status Semaphore::take(uint32_t weight, const std::atomic<bool>* cancel, int64_t
 // is busy; one we can take belongs to a holder that died (EOWNERDEAD) or was
 // torn down (abandoned), and is reported once, to us. O(records in use).
 Status Semaphore::claim(uint32_t weight, Permit* out) {
-  if (region_.lost()) return Status{kDamaged, "semop"};
+  if (region_.lost()) return Status{ErrorKind::kDamaged, "semop"};
   bool died = false;
   int chosen = -1;
   for (int pass = 0; pass < kClaimPasses && chosen < 0; ++pass) {
@@ -270,7 +271,7 @@ Status Semaphore::unlock(const Permit& permit, bool clean) {
 // Holders as the records say; a record whose holder died is marked
 // abandoned on the way (so the next holder still hears of it) and left out.
 Status Semaphore::info(SemaphoreInfo* out) {
-  if (region_.lost()) return Status{kDamaged, "semctl"};
+  if (region_.lost()) return Status{ErrorKind::kDamaged, "semctl"};
   out->permits = permits_;
   int value = semctl(semid_, kCount, GETVAL);
   if (value < 0) return Status::fail("semctl");

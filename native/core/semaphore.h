@@ -85,7 +85,7 @@ class Semaphore {
   Semaphore(const Semaphore&) = delete;
   Semaphore& operator=(const Semaphore&) = delete;
 
-  // Opens or creates /dev/shm/<name> and its set. kIncompatible ("open") for
+  // Opens or creates /dev/shm/<name> and its set. ErrorKind::kIncompatible ("open") for
   // a region made with other permits, not a semaphore, or whose set is gone.
   Status open(const std::string& name, uint32_t permits, int mode);
   void close() { region_.unmap(); }

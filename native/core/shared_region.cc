@@ -140,7 +140,7 @@ Status SharedRegion::refuse(int rc, const char* call) {
     if (rc == EOWNERDEAD) pthread_mutex_consistent(&state()->mutex);
     pthread_mutex_unlock(&state()->mutex);
   }
-  return Status{damaged ? kDamaged : kBroken, call};
+  return Status{damaged ? ErrorKind::kDamaged : ErrorKind::kBroken, call};
 }
 
 Status SharedRegion::on_acquired(int rc, Grant* grant, const char* call) {

@@ -57,13 +57,13 @@ class SharedRegion {
 
   // Lock operations; the calling thread becomes the owner and must unlock.
   // try_lock sets *busy instead of failing when another holder has it.
-  // A region that lost pages (kDamaged) or was marked broken (kBroken) is
+  // A region that lost pages (ErrorKind::kDamaged) or was marked broken (ErrorKind::kBroken) is
   // refused, and its mutex is never left locked by us.
   Status try_lock(Grant* grant, bool* busy);
   // Waits in short slices so `cancel` is noticed within a few ms.
   Status lock(Grant* grant, const std::atomic<bool>* cancel, int64_t deadline_ns);
   // clean=false (teardown, death) leaves `dirty` set for the next holder.
-  // kDamaged if the mapping lost pages while held: writes may be gone, so
+  // ErrorKind::kDamaged if the mapping lost pages while held: writes may be gone, so
   // the region is marked broken for everyone and the real mutex unlocked.
   Status unlock(bool clean);
 
@@ -81,8 +81,8 @@ class SharedRegion {
   Status adopt(const Request&, Grant*) { return Status{}; }
 
   // The header of /dev/shm/<name> without mapping or locking it (for
-  // `interlock status`). Fields are a snapshot; kIncompatible if not ours,
-  // kOtherKind for another kind of region.
+  // `interlock status`). Fields are a snapshot; ErrorKind::kIncompatible if not ours,
+  // ErrorKind::kOtherKind for another kind of region.
   struct Snapshot {
     uint64_t data_size, token;
     bool ready, dirty, broken, same_pid_ns;

@@ -110,7 +110,7 @@ TEST(open_rules) {
   {
     LockFile f(p, 0640, true);
     mode_t old = umask(022);
-    CHECK_EQ(f.open().error, 0);
+    CHECK(f.open().ok());
     umask(old);
     struct stat st;
     CHECK_EQ(stat(p.c_str(), &st), 0);
@@ -228,7 +228,7 @@ TEST(try_lock_reopens_unlinked) {
   TempDir dir;
   std::string p = dir.file("a.lock");
   LockFile a(p, 0600, true);
-  CHECK_EQ(a.open().error, 0);
+  CHECK(a.open().ok());
   CHECK_EQ(unlink(p.c_str()), 0);
   bool busy;
   CHECK_EQ(a.try_lock(false, &busy).error, 0);

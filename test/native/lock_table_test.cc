@@ -16,10 +16,9 @@
 #include "harness.h"
 #include "util.h"
 
-using interlock::kIncompatible;
+using interlock::ErrorKind;
 using interlock::kLockEntries;
 using interlock::kLockNameMax;
-using interlock::kTableFull;
 using interlock::LockEvent;
 using interlock::LockInfo;
 using interlock::LockMode;
@@ -60,7 +59,7 @@ bool has(const std::vector<LockEvent>& evs, uint64_t id, bool granted) {
   return std::any_of(evs.begin(), evs.end(), [&](const LockEvent& e) { return e.id == id && e.granted == granted; });
 }
 
-void open_table(LockTable& t, const ShmName& n, int32_t thread) { CHECK_EQ(t.open(n.name(), 0600, thread).error, 0); }
+void open_table(LockTable& t, const ShmName& n, int32_t thread) { CHECK(t.open(n.name(), 0600, thread).ok()); }
 
 size_t pending_count(LockTable& t) {
   std::vector<LockInfo> held, pending;
@@ -213,7 +212,7 @@ TEST(names_are_code_units_and_limits_are_errors) {
   CHECK_EQ(a.request(too_long.data(), kLockNameMax + 1, kEx, false, false, &out).error, -ENAMETOOLONG);
   uint32_t made = 4;
   for (; made < kLockEntries; ++made) ask(a, u"fill", kSh);
-  CHECK_EQ(a.request(u"one-more", 8, kEx, false, false, &out).error, kTableFull);
+  CHECK(a.request(u"one-more", 8, kEx, false, false, &out).kind == ErrorKind::kTableFull);
 }
 
 TEST(another_users_table_is_refused) {
@@ -228,7 +227,7 @@ TEST(another_users_table_is_refused) {
   }
   CHECK_EQ(chown(n.path().c_str(), 65534, 65534), 0);
   LockTable t;
-  CHECK_EQ(t.open(n.name(), 0600, 1).error, kIncompatible);
+  CHECK(t.open(n.name(), 0600, 1).kind == ErrorKind::kIncompatible);
   CHECK(!t.open());
 }
 

@@ -16,7 +16,7 @@
 #include "util.h"
 #include "wait.h"
 
-using interlock::kIncompatible;
+using interlock::ErrorKind;
 using interlock::kNoDeadline;
 using interlock::monotonic_ns;
 using interlock::Permit;
@@ -69,7 +69,7 @@ uint32_t available(Semaphore& s) {
 TEST(counts_and_weights) {
   SemName n("count");
   Semaphore s;
-  CHECK_EQ(s.open(n.name(), 3, 0600).error, 0);
+  CHECK(s.open(n.name(), 3, 0600).ok());
   Permit a, b, c;
   bool busy = true;
   CHECK_EQ(s.try_lock(1, &a, &busy).error, 0);
@@ -95,8 +95,8 @@ TEST(counts_and_weights) {
 TEST(refusals) {
   SemName n("refuse");
   Semaphore a, b;
-  CHECK_EQ(a.open(n.name(), 2, 0600).error, 0);
-  CHECK_EQ(b.open(n.name(), 3, 0600).error, kIncompatible);  // other permits
+  CHECK(a.open(n.name(), 2, 0600).ok());
+  CHECK(b.open(n.name(), 3, 0600).kind == ErrorKind::kIncompatible);  // other permits
   CHECK(!b.mapped());
   CHECK_EQ(b.open(n.name(), 0, 0600).error, -EINVAL);
   CHECK_EQ(b.open(n.name(), interlock::kMaxPermits + 1, 0600).error, -EINVAL);
@@ -105,7 +105,7 @@ TEST(refusals) {
 TEST(take_times_out_and_is_cancelled) {
   SemName n("timeout");
   Semaphore s;
-  CHECK_EQ(s.open(n.name(), 2, 0600).error, 0);
+  CHECK(s.open(n.name(), 2, 0600).ok());
   Permit all;
   bool busy = false;
   CHECK_EQ(s.try_lock(2, &all, &busy).error, 0);
@@ -138,7 +138,7 @@ TEST(take_times_out_and_is_cancelled) {
 TEST(heavy_waiter_shuts_the_gate) {
   SemName n("gate");
   Semaphore s;
-  CHECK_EQ(s.open(n.name(), 2, 0600).error, 0);
+  CHECK(s.open(n.name(), 2, 0600).ok());
   Permit one, other;
   bool busy = false;
   CHECK_EQ(s.try_lock(1, &one, &busy).error, 0);
@@ -169,7 +169,7 @@ TEST(killed_holder_permits_come_back_with_owner_died) {
     Semaphore s;
     Permit p;
     bool busy = false;
-    if (s.open(n.name(), 3, 0600).error != 0 || s.try_lock(2, &p, &busy).error != 0 || busy) _exit(3);
+    if (!s.open(n.name(), 3, 0600).ok() || !s.try_lock(2, &p, &busy).ok() || busy) _exit(3);
     char c = 'x';
     if (write(ready[1], &c, 1) != 1) _exit(4);
     pause();
@@ -178,7 +178,7 @@ TEST(killed_holder_permits_come_back_with_owner_died) {
   char c;
   CHECK_EQ(read(ready[0], &c, 1), 1);
   Semaphore s;
-  CHECK_EQ(s.open(n.name(), 3, 0600).error, 0);
+  CHECK(s.open(n.name(), 3, 0600).ok());
   CHECK_EQ(available(s), 1u);
   kill(child, SIGKILL);
   int64_t t0 = monotonic_ns();
@@ -201,7 +201,7 @@ TEST(killed_holder_permits_come_back_with_owner_died) {
 TEST(abandoned_record_is_reported_once) {
   SemName n("abandon");
   Semaphore s;
-  CHECK_EQ(s.open(n.name(), 2, 0600).error, 0);
+  CHECK(s.open(n.name(), 2, 0600).ok());
   Permit p;
   bool busy = false;
   CHECK_EQ(s.try_lock(1, &p, &busy).error, 0);
@@ -221,7 +221,7 @@ TEST(abandoned_record_is_reported_once) {
 TEST(unlink_removes_the_set) {
   SemName n("unlink");
   Semaphore s;
-  CHECK_EQ(s.open(n.name(), 1, 0600).error, 0);
+  CHECK(s.open(n.name(), 1, 0600).ok());
   Permit p;
   bool busy = false;
   CHECK_EQ(s.try_lock(1, &p, &busy).error, 0);
@@ -234,7 +234,7 @@ TEST(unlink_removes_the_set) {
   w->release();
   CHECK_EQ(s.unlock(p, true).error, 0);  // nothing to give back to
   Semaphore again;
-  CHECK_EQ(again.open(n.name(), 1, 0600).error, 0);  // a new region and set
+  CHECK(again.open(n.name(), 1, 0600).ok());  // a new region and set
   CHECK_EQ(Semaphore::unlink(n.name()).error, 0);
   CHECK_EQ(Semaphore::unlink(n.name()).error, -ENOENT);
 }

@@ -15,10 +15,9 @@
 #include "shared_region.h"
 #include "util.h"
 
+using interlock::ErrorKind;
 using interlock::Grant;
-using interlock::kIncompatible;
 using interlock::kNoDeadline;
-using interlock::kOtherKind;
 using interlock::monotonic_ns;
 using interlock::RegionFile;
 using interlock::RegionKind;
@@ -72,7 +71,7 @@ TEST(create_and_share) {
   ShmName n("share");
   SharedRegion a, b;
   mode_t old = umask(0);
-  CHECK_EQ(a.open(n.name(), 100, 0640).error, 0);
+  CHECK(a.open(n.name(), 100, 0640).ok());
   umask(old);
   CHECK(a.mapped());
   CHECK_EQ(a.data_size(), 100u);
@@ -85,13 +84,13 @@ TEST(create_and_share) {
   CHECK_EQ(st.st_mode & 0777, 0640u);
   CHECK_EQ(static_cast<uint64_t>(st.st_size), SharedRegion::region_size(100));
 
-  CHECK_EQ(b.open(n.name(), 100, 0600).error, 0);
+  CHECK(b.open(n.name(), 100, 0600).ok());
   CHECK(a.data() != b.data());  // two mappings...
   for (int i = 0; i < 100; ++i) a.data()[i] = static_cast<uint8_t>(i * 7);
   for (int i = 0; i < 100; ++i) CHECK_EQ(b.data()[i], static_cast<uint8_t>(i * 7));  // ...one memory
 
   SharedRegion::Snapshot snap;
-  CHECK_EQ(SharedRegion::peek(n.name(), &snap).error, 0);
+  CHECK(SharedRegion::peek(n.name(), &snap).ok());
   CHECK(snap.ready);
   CHECK(!snap.dirty);
   CHECK_EQ(snap.data_size, 100u);
@@ -102,21 +101,21 @@ TEST(create_and_share) {
 TEST(foreign_regions_refused) {
   ShmName n("foreign");
   SharedRegion a, b;
-  CHECK_EQ(a.open(n.name(), 16, 0600).error, 0);
+  CHECK(a.open(n.name(), 16, 0600).ok());
   Status st = b.open(n.name(), 32, 0600);  // another data size
-  CHECK_EQ(st.error, kIncompatible);
+  CHECK(st.kind == ErrorKind::kIncompatible);
   CHECK_EQ(std::string(st.syscall), "open");
   CHECK(!b.mapped());
 
   std::strncpy(a.header()->abi, "musl/x86_64/m40/l8", sizeof(a.header()->abi));  // another libc
-  CHECK_EQ(b.open(n.name(), 16, 0600).error, kIncompatible);
+  CHECK(b.open(n.name(), 16, 0600).kind == ErrorKind::kIncompatible);
   a.unmap();
 
   ShmName g("garbage");
   write_file(g.path(), std::vector<uint8_t>(SharedRegion::region_size(16), 0xab));
-  CHECK_EQ(b.open(g.name(), 16, 0600).error, kIncompatible);
+  CHECK(b.open(g.name(), 16, 0600).kind == ErrorKind::kIncompatible);
   SharedRegion::Snapshot snap;
-  CHECK_EQ(SharedRegion::peek(g.name(), &snap).error, kIncompatible);
+  CHECK(SharedRegion::peek(g.name(), &snap).kind == ErrorKind::kIncompatible);
   int fd = ::open(g.path().c_str(), O_RDONLY);
   uint8_t first = 0;
   CHECK_EQ(read(fd, &first, 1), 1);
@@ -147,17 +146,17 @@ TEST(kinds_share_the_machinery_but_not_regions) {
   };
   uint64_t five = 5, six = 6;
   RegionFile a, b;
-  CHECK_EQ(a.open(n.name(), spec, init, &five).error, 0);
-  CHECK_EQ(b.open(n.name(), spec, init, &six).error, 0);  // already made: no init
+  CHECK(a.open(n.name(), spec, init, &five).ok());
+  CHECK(b.open(n.name(), spec, init, &six).ok());  // already made: no init
   CHECK_EQ(static_cast<Counter*>(b.state())->value, 5u);
   CHECK_EQ(b.data_size(), 8u);
   SharedRegion m;
-  CHECK_EQ(m.open(n.name(), 8, 0600).error, kOtherKind);
+  CHECK(m.open(n.name(), 8, 0600).kind == ErrorKind::kOtherKind);
   SharedRegion::Snapshot snap;
-  CHECK_EQ(SharedRegion::peek(n.name(), &snap).error, kOtherKind);
+  CHECK(SharedRegion::peek(n.name(), &snap).kind == ErrorKind::kOtherKind);
   ShmName mutex("kind-mutex");
-  CHECK_EQ(m.open(mutex.name(), 8, 0600).error, 0);
-  CHECK_EQ(b.open(mutex.name(), spec, init, &six).error, kOtherKind);
+  CHECK(m.open(mutex.name(), 8, 0600).ok());
+  CHECK(b.open(mutex.name(), spec, init, &six).kind == ErrorKind::kOtherKind);
 }
 
 // A crash can leave the file all zero (after ftruncate) or with a header but
@@ -166,11 +165,11 @@ TEST(half_made_regions_are_redone) {
   ShmName n("half");
   SharedRegion r;
   write_file(n.path(), std::vector<uint8_t>(SharedRegion::region_size(16), 0));
-  CHECK_EQ(r.open(n.name(), 16, 0600).error, 0);
+  CHECK(r.open(n.name(), 16, 0600).ok());
   r.unmap();
 
   write_file(n.path(), std::vector<uint8_t>(SharedRegion::region_size(16) + 4096, 0));  // zero, wrong size
-  CHECK_EQ(r.open(n.name(), 16, 0600).error, 0);
+  CHECK(r.open(n.name(), 16, 0600).ok());
   struct stat st;
   CHECK_EQ(stat(n.path().c_str(), &st), 0);
   CHECK_EQ(static_cast<uint64_t>(st.st_size), SharedRegion::region_size(16));
@@ -186,7 +185,7 @@ TEST(half_made_regions_are_redone) {
   r.header()->ready.store(0);
   std::memset(static_cast<void*>(&r.state()->mutex), 0xff, sizeof(pthread_mutex_t));
   r.unmap();
-  CHECK_EQ(r.open(n.name(), 16, 0600).error, 0);
+  CHECK(r.open(n.name(), 16, 0600).ok());
   CHECK_EQ(r.state()->token.load(), 0u);
   CHECK_EQ(r.try_lock(&g, &busy).error, 0);
   CHECK(!busy);
@@ -202,7 +201,7 @@ TEST(crash_mid_init_is_redone_by_next_opener) {
   {
     ShmName model("model");
     SharedRegion m;
-    CHECK_EQ(m.open(model.name(), 16, 0600).error, 0);
+    CHECK(m.open(model.name(), 16, 0600).ok());
     std::memcpy(first, m.header(), sizeof(first));
   }
   int ready[2];
@@ -242,8 +241,8 @@ TEST(crash_mid_init_is_redone_by_next_opener) {
 TEST(try_lock_busy_tokens_and_holder) {
   ShmName n("try");
   SharedRegion a, b;
-  CHECK_EQ(a.open(n.name(), 0, 0600).error, 0);
-  CHECK_EQ(b.open(n.name(), 0, 0600).error, 0);
+  CHECK(a.open(n.name(), 0, 0600).ok());
+  CHECK(b.open(n.name(), 0, 0600).ok());
   Grant g;
   bool busy = true;
   CHECK_EQ(a.try_lock(&g, &busy).error, 0);
@@ -251,7 +250,7 @@ TEST(try_lock_busy_tokens_and_holder) {
   CHECK_EQ(g.token, 1u);
   CHECK(!g.owner_died);
   SharedRegion::Snapshot snap;
-  CHECK_EQ(SharedRegion::peek(n.name(), &snap).error, 0);
+  CHECK(SharedRegion::peek(n.name(), &snap).ok());
   CHECK_EQ(snap.holder_pid, getpid());
   CHECK_EQ(snap.holder_tid, testutil::thread_id());
   CHECK(snap.dirty);
@@ -263,7 +262,7 @@ TEST(try_lock_busy_tokens_and_holder) {
   });
   other.join();
   CHECK_EQ(a.unlock(true).error, 0);
-  CHECK_EQ(SharedRegion::peek(n.name(), &snap).error, 0);
+  CHECK(SharedRegion::peek(n.name(), &snap).ok());
   CHECK_EQ(snap.holder_pid, 0);
   CHECK(!snap.dirty);
   std::thread next([&] {
@@ -282,7 +281,7 @@ TEST(try_lock_busy_tokens_and_holder) {
 TEST(relock_and_foreign_unlock_are_errors) {
   ShmName n("errs");
   SharedRegion r;
-  CHECK_EQ(r.open(n.name(), 0, 0600).error, 0);
+  CHECK(r.open(n.name(), 0, 0600).ok());
   Grant g;
   bool busy = false;
   CHECK_EQ(r.try_lock(&g, &busy).error, 0);
@@ -307,8 +306,8 @@ TEST(relock_and_foreign_unlock_are_errors) {
 TEST(lock_cancel_deadline_grant) {
   ShmName n("wait");
   SharedRegion a, b;
-  CHECK_EQ(a.open(n.name(), 0, 0600).error, 0);
-  CHECK_EQ(b.open(n.name(), 0, 0600).error, 0);
+  CHECK(a.open(n.name(), 0, 0600).ok());
+  CHECK(b.open(n.name(), 0, 0600).ok());
   Grant g;
   bool busy;
   CHECK_EQ(a.try_lock(&g, &busy).error, 0);
@@ -377,7 +376,7 @@ TEST(owner_death_process) {
   });
   wait_byte(ready[0]);
   SharedRegion r;
-  CHECK_EQ(r.open(n.name(), 8, 0600).error, 0);
+  CHECK(r.open(n.name(), 8, 0600).ok());
   Grant g;
   bool busy;
   CHECK_EQ(r.try_lock(&g, &busy).error, 0);
@@ -413,7 +412,7 @@ TEST(owner_death_process) {
 TEST(owner_death_thread_and_dirty_release) {
   ShmName n("thread");
   SharedRegion r;
-  CHECK_EQ(r.open(n.name(), 0, 0600).error, 0);
+  CHECK(r.open(n.name(), 0, 0600).ok());
   std::thread quitter([&] {
     Grant g;
     bool busy;
@@ -473,7 +472,7 @@ uint64_t race_children(const std::string& name, bool locked, int children, int r
   close(gate[1]);
   for (pid_t p : pids) CHECK_EQ(exit_code(p), 0);
   SharedRegion r;
-  CHECK_EQ(r.open(name, sizeof(uint64_t), 0600).error, 0);
+  CHECK(r.open(name, sizeof(uint64_t), 0600).ok());
   uint64_t count;
   std::memcpy(&count, r.data(), sizeof(count));
   if (locked) CHECK_EQ(r.state()->token.load(), static_cast<uint64_t>(children) * rounds);

@@ -25,7 +25,7 @@ namespace {
 
 std::atomic<int> destroyed{0};
 
-// The binding's FileWait without Node-API: lock() in run(), note the thread.
+// The binding's LockWait<LockFileObject> without Node-API: lock() in run(), note the thread.
 class LockWait : public Wait {
  public:
   explicit LockWait(const std::string& path) : file_(path, 0600, true) {}
