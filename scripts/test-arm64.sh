@@ -63,11 +63,17 @@ echo "test-arm64: node $arch under $(qemu-aarch64 --version | head -1)"
 #                   with 5 s bounds on their output.
 #   counter-server  the example app (cluster + HTTP + Redis), not the addon.
 #   package         npm pack's file list: not arch-specific.
+#   redis-lock, pg-lock, remote-bad-input
+#                   pure JavaScript over a network client: nothing of the
+#                   addon runs, so emulating them checks nothing arm64 adds.
+#   counter, interop
+#                   16 emulated node threads (or host python3 racing emulated
+#                   node) on one counter file: the flock path they use is
+#                   covered by file-lock and flock-fd here, and the counters
+#                   run natively in npm test; under emulation on a loaded VM
+#                   they only hit their time bounds.
 # And, by title: the fs-ext control (that peer's addon is only built for x64
-# in node_modules); the lockf control of the Python interop test, whose race
-# needs Node and the host's native python3 to overlap, while emulated Node is
-# so much slower that the Python processes often finish first (the flock half
-# of that test runs). The robust-list limit case (qemu-user answers
+# in node_modules). The robust-list limit case (qemu-user answers
 # set_robust_list with ENOSYS, so the 2,048 ownerDied after a SIGKILL cannot
 # happen there; the other owner-death cases skip through their probe), and the
 # read-only lock file case, whose uid-65534 child cannot execute the emulated
@@ -79,8 +85,8 @@ echo "test-arm64: node $arch under $(qemu-aarch64 --version | head -1)"
 # made before: a region of another architecture is refused, as it must be) and timer-limit (timer_create with the top real-time signals fails under
 # qemu-user, so the test's own detector cannot arm). They run natively in
 # npm test and test:runtimes.
-skip_files='^test/(worker-suite|cli|counter-server|package|web-locks-procs|web-locks-builtin|timer-limit)\.test\.js$'
-skip_titles='\(fs-ext\)|Python using fcntl\.lockf|the 2,049th SharedMutex one thread holds|are locked through a read-only fd, and exclude other processes'
+skip_files='^test/(worker-suite|cli|counter-server|package|redis-lock|pg-lock|remote-bad-input|counter|interop|web-locks-procs|web-locks-builtin|timer-limit)\.test\.js$'
+skip_titles='\(fs-ext\)|the 2,049th SharedMutex one thread holds|are locked through a read-only fd, and exclude other processes'
 if [ $# -gt 0 ]; then
   spec=("$@")
 else
