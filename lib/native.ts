@@ -124,6 +124,13 @@ export interface RegionInfo {
   holderTid: number;
   /** ms since the epoch (CLOCK_REALTIME) of the current holder's acquisition. */
   acquiredAt: number;
+  /**
+   * Handoff mode: a waiter that has waited over 1 ms has its turn pending, so
+   * nobody else may take the mutex until it has (see README, Fairness).
+   */
+  handoff: boolean;
+  /** How many times a starving waiter was given a turn since the region was made. */
+  handoffs: number;
   abi: string;
 }
 

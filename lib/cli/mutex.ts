@@ -23,6 +23,10 @@ export interface MutexStatus {
   broken: boolean;
   /** Made in this PID namespace; if not, its pid/tid are another namespace's and it is refused here. */
   samePidNamespace: boolean;
+  /** A starving waiter's turn is pending: nobody else may take it until that waiter has. */
+  handoff: boolean;
+  /** How many times a starving waiter was given a turn since the region was made. */
+  handoffs: number;
 }
 
 /** A header field holds what no holder writes: the region was overwritten. */
@@ -66,6 +70,8 @@ export function mutexStatus(name: string): MutexStatus {
     abi: info.abi,
     broken: info.broken,
     samePidNamespace: info.samePidNamespace,
+    handoff: info.handoff,
+    handoffs: info.handoffs,
   };
 }
 
@@ -93,6 +99,7 @@ export function formatMutex(s: MutexStatus): string {
   lines.push(
     `  dirty   ${s.dirty ? (s.held ? 'yes (an update is in progress)' : 'yes: a holder died mid-update; data may need repair') : 'no'}`,
   );
+  lines.push(`  handoff ${s.handoff ? 'yes (a starving waiter is next)' : 'no'}; ${s.handoffs} so far`);
   lines.push(`  data    ${s.dataSize} bytes`);
   return `${lines.join('\n')}\n`;
 }

@@ -81,8 +81,11 @@ class LockObject : public Napi::ObjectWrap<Derived>, public BindingObject {
     bool busy = false;
     Status s = p.try_lock(request, out, &busy);  // uncontended: no clock read
     if (s.ok() && busy) {
+      // One start for every slice: the wait turns starving as a whole (handoff mode).
+      Request waiting = request;
+      waiting.since_ns = monotonic_ns();
       s = WaitOnJsThread(env, deadline_after_ms(timeout_ms),
-                         [&](int64_t until) { return p.lock_timed(request, out, until); });
+                         [&](int64_t until) { return p.lock_timed(waiting, out, until); });
     }
     return s;
   }

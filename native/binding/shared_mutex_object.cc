@@ -210,6 +210,8 @@ static Napi::Object Snapshot(Napi::Env env, const SharedRegion::Snapshot& s) {
   o.Set("holderPid", Napi::Number::New(env, s.holder_pid));
   o.Set("holderTid", Napi::Number::New(env, s.holder_tid));
   o.Set("acquiredAt", Napi::Number::New(env, static_cast<double>(s.acquired_at_ms)));
+  o.Set("handoff", Napi::Boolean::New(env, s.handoff));
+  o.Set("handoffs", Napi::Number::New(env, static_cast<double>(s.handoffs)));
   o.Set("abi", Napi::String::New(env, s.abi));
   return o;
 }

@@ -27,6 +27,9 @@ namespace interlock {
 struct Request {
   bool shared = false;  // LockFile: LOCK_SH instead of LOCK_EX
   uint32_t weight = 1;  // Semaphore: permits at once
+  // When the wait began (CLOCK_MONOTONIC ns; 0: now), for a wait made of
+  // several calls (sync slices). SharedRegion: when it turns starving.
+  int64_t since_ns = 0;
 };
 
 // What an acquisition learns.

@@ -1,9 +1,13 @@
 #include "shared_region.h"
 
+#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <csignal>
 #include <cstring>
 #include <ctime>
 
@@ -65,6 +69,34 @@ int32_t self_tid() {
   return cached_tid;
 }
 
+// CLOCK_MONOTONIC in ms, low 32 bits (vDSO, no syscall); compared by
+// wrap-aware differences, so only waits and pauses under ~24 days compare right.
+uint32_t monotonic_ms32() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint32_t>(int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000);
+}
+
+int32_t ms_since(uint32_t then) { return static_cast<int32_t>(monotonic_ms32() - then); }
+
+// Whether turn `a` belongs to a waiter that has waited longer than `b`'s.
+bool older(uint64_t a, uint64_t b) {
+  auto d = static_cast<int32_t>(static_cast<uint32_t>(a >> 32) - static_cast<uint32_t>(b >> 32));
+  return d < 0 || (d == 0 && static_cast<uint32_t>(a) < static_cast<uint32_t>(b));
+}
+
+// Shared (not private) futex ops: the word lives in a MAP_SHARED region.
+void futex_wait(std::atomic<uint32_t>* word, uint32_t seen, int64_t until_ns) {
+  int64_t left = until_ns - monotonic_ns();
+  if (left <= 0) return;
+  timespec ts = to_timespec(left);
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, seen, &ts, nullptr, 0);
+}
+
+void futex_wake_all(std::atomic<uint32_t>* word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+
 RegionSpec mutex_spec(uint64_t data_size, int mode, bool allow_foreign_owner, RegionKind kind) {
   return RegionSpec{kind, sizeof(MutexState), data_size, mode, allow_foreign_owner};
 }
@@ -110,6 +142,8 @@ static void fill(SharedRegion::Snapshot* out, const RegionHeader& h, const Mutex
   out->holder_pid = s.holder_pid.load(std::memory_order_relaxed);
   out->holder_tid = s.holder_tid.load(std::memory_order_relaxed);
   out->acquired_at_ms = s.acquired_at_ms.load(std::memory_order_relaxed);
+  out->handoff = s.turn.load(std::memory_order_relaxed) != 0;
+  out->handoffs = s.handoffs.load(std::memory_order_relaxed);
   std::memcpy(out->abi, h.abi, sizeof(out->abi));
   out->abi[sizeof(out->abi) - 1] = 0;
 }
@@ -143,13 +177,80 @@ Status SharedRegion::refuse(int rc, const char* call) {
   return Status{damaged ? ErrorKind::kDamaged : ErrorKind::kBroken, call};
 }
 
-Status SharedRegion::on_acquired(int rc, Grant* grant, const char* call) {
+// A slow-path wait: its turn id and when it began. Ends a turn it still
+// has on every way out of lock() (granted, timed out, cancelled, failed).
+class SharedRegion::Waiter {
+ public:
+  Waiter(SharedRegion* region, int64_t since_ns)
+      : region_(region),
+        since_ns_(since_ns),
+        id_(uint64_t{static_cast<uint32_t>(since_ns / 1000000)} << 32 | static_cast<uint32_t>(self_tid())) {}
+  ~Waiter() {
+    if (!region_->lost()) region_->end_turn(id_);
+  }
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+
+  uint64_t id() const { return id_; }
+  int64_t starving_at() const { return since_ns_ + kStarvingNs; }
+
+ private:
+  SharedRegion* region_;
+  int64_t since_ns_;
+  uint64_t id_;
+};
+
+// Only the turn's own waiter or whoever finds it stale ends it; a turn that
+// changed meanwhile is left alone.
+void SharedRegion::end_turn(uint64_t turn) {
+  MutexState* s = state();
+  if (turn == 0 || !s->turn.compare_exchange_strong(turn, 0)) return;
+  s->turn_seq.fetch_add(1);
+  if (s->deferring.load() != 0) futex_wake_all(&s->turn_seq);
+}
+
+// Its thread is gone (killed, exited, torn down without unwinding), or it
+// has not taken the mutex in kTurnGraceMs of the mutex being free (stopped,
+// or starved of CPU itself). Either way holding the others back helps nobody.
+bool SharedRegion::turn_stale(uint64_t turn) {
+  auto tid = static_cast<pid_t>(static_cast<uint32_t>(turn));
+  if (kill(tid, 0) != 0 && errno == ESRCH) return true;
+  uint32_t since = state()->free_since_ms.load(std::memory_order_relaxed);
+  return since != 0 && ms_since(since) > kTurnGraceMs;
+}
+
+// Parks until the turn changes or `until_ns`. The counter and the turn are
+// both seq_cst on each side, so a turn that ends between our check and the
+// futex wait either is seen here or bumps turn_seq first (EAGAIN).
+void SharedRegion::defer(uint64_t turn, int64_t until_ns) {
+  MutexState* s = state();
+  s->deferring.fetch_add(1);
+  uint32_t seq = s->turn_seq.load();
+  if (s->turn.load() == turn) futex_wait(&s->turn_seq, seq, until_ns);
+  s->deferring.fetch_sub(1);
+}
+
+Status SharedRegion::on_acquired(int rc, Grant* grant, const char* call, uint64_t me, bool* gave_back) {
+  *gave_back = false;
   if (lost() || file_.broken()) return refuse(rc, call);
   MutexState* s = state();
   bool died = rc == EOWNERDEAD;
   // The previous holder died mid-update: its state may be half-written, but
   // the mutex itself is fine. Mark it consistent and tell the new holder.
   if (died) pthread_mutex_consistent(&s->mutex);
+  uint64_t turn = s->turn.load();
+  if (turn != 0 && turn != me) {
+    // Another waiter's turn: hand the mutex back untouched (a dead holder's
+    // `dirty` stays set, so the turn's waiter hears ownerDied).
+    pthread_mutex_unlock(&s->mutex);
+    *gave_back = true;
+    return Status{};
+  }
+  s->free_since_ms.store(0, std::memory_order_relaxed);
+  if (turn != 0) {
+    s->served_ns.store(monotonic_ns(), std::memory_order_relaxed);
+    end_turn(turn);
+  }
   if (s->dirty.exchange(1, std::memory_order_acq_rel) != 0) died = true;
   grant->owner_died = died;
   grant->token = s->token.fetch_add(1, std::memory_order_acq_rel) + 1;
@@ -166,24 +267,31 @@ Status SharedRegion::try_lock(Grant* grant, bool* busy) {
   *busy = false;
   if (lost() || file_.broken()) return refuse(EBUSY, "pthread_mutex_trylock");
   if (held >= kRobustListLimit) return Status{-ENOLCK, "pthread_mutex_trylock"};
+  // A starving waiter's turn is pending: no barging.
+  if (state()->turn.load(std::memory_order_acquire) != 0) {
+    *busy = true;
+    return Status{};
+  }
   int rc = pthread_mutex_trylock(&state()->mutex);
   if (rc == EBUSY && !lost()) {
     *busy = true;
     return Status{};
   }
   if (rc != 0 && rc != EOWNERDEAD && !lost()) return Status{-rc, "pthread_mutex_trylock"};
-  return on_acquired(rc, grant, "pthread_mutex_trylock");
+  Status st = on_acquired(rc, grant, "pthread_mutex_trylock", 0, busy);
+  return st;
 }
 
-Status SharedRegion::lock(Grant* grant, const std::atomic<bool>* cancel, int64_t deadline_ns) {
+Status SharedRegion::lock(Grant* grant, const std::atomic<bool>* cancel, int64_t deadline_ns, int64_t since_ns) {
   // Uncontended: no clock reads, no timed call (a timed lock never times
   // out when it can lock at once, so this is also right for past deadlines).
-  if (lost() || file_.broken()) return refuse(EBUSY, "pthread_mutex_lock");
-  if (held >= kRobustListLimit) return Status{-ENOLCK, "pthread_mutex_lock"};
-  pthread_mutex_t* m = &state()->mutex;
-  int rc = pthread_mutex_trylock(m);
-  if (rc == 0 || rc == EOWNERDEAD || lost()) return on_acquired(rc, grant, "pthread_mutex_lock");
-  if (rc != EBUSY) return Status{-rc, "pthread_mutex_lock"};
+  bool busy = false;
+  Status st = try_lock(grant, &busy);
+  if (!st.ok()) st.syscall = "pthread_mutex_lock";
+  if (!st.ok() || !busy) return st;
+  MutexState* s = state();
+  pthread_mutex_t* m = &s->mutex;
+  Waiter me(this, since_ns != 0 ? since_ns : monotonic_ns());
   for (;;) {
     if (cancel != nullptr && cancel->load(std::memory_order_acquire)) return Status{-ECANCELED, "pthread_mutex_lock"};
     int64_t now = monotonic_ns();
@@ -191,11 +299,32 @@ Status SharedRegion::lock(Grant* grant, const std::atomic<bool>* cancel, int64_t
     int64_t until = now + kSliceNs;
     if (cancel == nullptr) until = deadline_ns == kNoDeadline ? now + 1000 * kSliceNs : deadline_ns;
     if (deadline_ns != kNoDeadline && until > deadline_ns) until = deadline_ns;
-    rc = lock_until(m, until);
-    if (lost()) return on_acquired(rc, grant, "pthread_mutex_lock");
+    bool starving = now >= me.starving_at();
+    uint64_t turn = s->turn.load();
+    if (turn != 0 && turn != me.id()) {
+      if (starving && older(me.id(), turn)) {
+        s->turn.compare_exchange_strong(turn, me.id());  // the longest waiter's turn
+      } else if (turn_stale(turn)) {
+        end_turn(turn);
+      } else {
+        defer(turn, std::min(until, now + kSliceNs));
+      }
+      continue;
+    }
+    if (turn == 0) {
+      int64_t next_turn = std::max(me.starving_at(), s->served_ns.load(std::memory_order_relaxed) + kStarvingNs);
+      if (now >= next_turn) {
+        if (s->turn.compare_exchange_strong(turn, me.id())) s->handoffs.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      until = std::min(until, next_turn);  // wake up to take a turn
+    }
+    int rc = lock_until(m, until);
+    if (lost()) return on_acquired(rc, grant, "pthread_mutex_lock", me.id(), &busy);
     if (rc == ETIMEDOUT || rc == EINTR) continue;
     if (rc != 0 && rc != EOWNERDEAD) return Status{-rc, "pthread_mutex_lock"};
-    return on_acquired(rc, grant, "pthread_mutex_lock");
+    st = on_acquired(rc, grant, "pthread_mutex_lock", me.id(), &busy);
+    if (!st.ok() || !busy) return st;
   }
 }
 
@@ -208,6 +337,7 @@ Status SharedRegion::unlock(bool clean) {
     s->holder_tid.store(0, std::memory_order_relaxed);
     s->dirty.store(0, std::memory_order_release);
   }
+  s->free_since_ms.store(monotonic_ms32() | 1, std::memory_order_relaxed);
   int rc = pthread_mutex_unlock(&s->mutex);
   if (rc != 0) return Status{-rc, "pthread_mutex_unlock"};
   return Status{};

@@ -24,6 +24,21 @@ namespace interlock {
 // application holds on that thread are not counted.
 constexpr int kRobustListLimit = 2048;
 
+// Handoff mode (issue 14), Go sync.Mutex style: a waiter that has waited
+// kStarvingNs takes a *turn*; while a turn is pending nobody else keeps the
+// mutex (newcomers and other waiters park on `turn_seq`, a waiter that wins
+// the mutex anyway gives it back), so the releaser cannot barge. A turn is
+// taken at most once per kStarvingNs after the last one was served, so a
+// holder keeps the cheap barging path between handoffs. A pending turn ends
+// when its waiter gets the mutex, gives up (timeout, cancel, teardown), is
+// displaced by a waiter that has waited longer, or is found stale: its thread
+// is gone, or the mutex stayed free kTurnGraceMs without it being taken.
+constexpr int64_t kStarvingNs = 1000 * 1000;
+constexpr int64_t kTurnGraceMs = 50;
+
+// The fields fill what used to be padding (before and after the mutex), so
+// the state keeps its size and regions made before handoff mode still open;
+// their zeroes mean "no turn".
 struct MutexState {
   // Set while held; cleared by a clean release. Still set at acquisition
   // means the last holder died or was torn down mid-update.
@@ -32,8 +47,19 @@ struct MutexState {
   std::atomic<int32_t> holder_pid;
   std::atomic<int32_t> holder_tid;
   std::atomic<int64_t> acquired_at_ms;  // CLOCK_REALTIME, for humans
+  // The pending turn: 0, or the waiter's start (CLOCK_MONOTONIC ms, low 32
+  // bits) << 32 | its TID. Smaller start = waited longer.
+  std::atomic<uint64_t> turn;
+  std::atomic<uint32_t> turn_seq;   // futex word: +1 whenever a turn ends
+  std::atomic<uint32_t> deferring;  // threads parked on turn_seq
+  std::atomic<int64_t> served_ns;   // CLOCK_MONOTONIC when the last turn got the mutex
+  // CLOCK_MONOTONIC ms (low 32 bits, never 0) since the mutex is free; 0 while held.
+  std::atomic<uint32_t> free_since_ms;
   alignas(64) pthread_mutex_t mutex;
+  std::atomic<uint64_t> handoffs;  // turns taken since the region was made
 };
+static_assert(offsetof(MutexState, mutex) == 64 && sizeof(MutexState) == 128,
+              "MutexState must keep the layout regions already have");
 
 // A process-shared robust mutex (EOWNERDEAD when its holder dies), error
 // checking so a thread never deadlocks on its own.
@@ -61,7 +87,9 @@ class SharedRegion {
   // refused, and its mutex is never left locked by us.
   Status try_lock(Grant* grant, bool* busy);
   // Waits in short slices so `cancel` is noticed within a few ms.
-  Status lock(Grant* grant, const std::atomic<bool>* cancel, int64_t deadline_ns);
+  // `since_ns` (CLOCK_MONOTONIC) is when the caller began waiting, for a
+  // wait made of several calls (sync waits in slices); 0: now.
+  Status lock(Grant* grant, const std::atomic<bool>* cancel, int64_t deadline_ns, int64_t since_ns = 0);
   // clean=false (teardown, death) leaves `dirty` set for the next holder.
   // ErrorKind::kDamaged if the mapping lost pages while held: writes may be gone, so
   // the region is marked broken for everyone and the real mutex unlocked.
@@ -74,10 +102,12 @@ class SharedRegion {
   static constexpr bool kParks = true;
   static constexpr const char* kCall = "pthread_mutex_lock";
   Status try_lock(const Request&, Grant* grant, bool* busy) { return try_lock(grant, busy); }
-  Status lock(const Request&, Grant* grant, const std::atomic<bool>* cancel, int64_t deadline_ns) {
-    return lock(grant, cancel, deadline_ns);
+  Status lock(const Request& r, Grant* grant, const std::atomic<bool>* cancel, int64_t deadline_ns) {
+    return lock(grant, cancel, deadline_ns, r.since_ns);
   }
-  Status lock_timed(const Request&, Grant* grant, int64_t deadline_ns) { return lock(grant, nullptr, deadline_ns); }
+  Status lock_timed(const Request& r, Grant* grant, int64_t deadline_ns) {
+    return lock(grant, nullptr, deadline_ns, r.since_ns);
+  }
   Status adopt(const Request&, Grant*) { return Status{}; }
 
   // The header of /dev/shm/<name> without mapping or locking it (for
@@ -88,6 +118,8 @@ class SharedRegion {
     bool ready, dirty, broken, same_pid_ns;
     int32_t holder_pid, holder_tid;
     int64_t acquired_at_ms;
+    bool handoff;       // a starving waiter's turn is pending
+    uint64_t handoffs;  // turns taken so far
     char abi[32];
   };
   static Status peek(const std::string& name, Snapshot* out);
@@ -102,7 +134,14 @@ class SharedRegion {
 
  private:
   Status refuse(int rc, const char* call);
-  Status on_acquired(int rc, Grant* grant, const char* call);
+  // `me`: the caller's turn id, 0 for none. Sets *gave_back (and unlocks)
+  // when another waiter's turn is pending: the caller did not get it.
+  Status on_acquired(int rc, Grant* grant, const char* call, uint64_t me, bool* gave_back);
+  // Turns (see kStarvingNs).
+  void end_turn(uint64_t turn);
+  bool turn_stale(uint64_t turn);
+  void defer(uint64_t turn, int64_t until_ns);
+  class Waiter;
 
   RegionFile file_;
 };

@@ -1,0 +1,221 @@
+'use strict';
+// Handoff mode (issue 14). A barger in another process releases the lock and
+// takes it straight back; the waiter (another process) is SIGSTOPped over
+// every release, so it can never win a race for the free lock: only a lock
+// that makes the barger wait for it lets it in. Nothing here asserts timing:
+// the bound is in the barger's rounds, which the test itself hands out.
+// (A stop takes a waiter out of the kernel's own queues, so this is also the
+// shape of a waiter that was merely slow to be scheduled.)
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { Worker } = require('node:worker_threads');
+const { SharedMutex, Semaphore } = require('..');
+const { killChildren, startFixture, sleep, waitFor, within, unlinkSemaphores } = require('./helpers');
+const { uniqueName, cleanupNames } = require('./fixtures/mutex-driver');
+const { openBoard } = require('./fixtures/fair-board');
+
+// With handoff the waiter, once starving (~1 ms), is let in at the next
+// round; the rest is room for a loaded machine. Without, it never is.
+const ROUNDS = 20;
+
+/** Resolves once `child` has printed `text` (from now on). */
+function said(child, text) {
+  let out = '';
+  return new Promise((resolve) =>
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes(text)) resolve(out);
+    }),
+  );
+}
+
+/** Resolves once `pid` is stopped (state T in /proc). */
+async function stopped(pid) {
+  const ok = await waitFor(() => / T /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\)/, ' ')));
+  assert.ok(ok, `process ${pid} did not stop`);
+}
+
+/**
+ * kind: 'mutex' | 'semaphore'. `lock` is this process's view of the same
+ * lock, used only to read info(). Returns the round at which the waiter got
+ * the lock (0: never within ROUNDS).
+ */
+async function barge(kind, name, lock, { stop = true, waiterArgs = [] } = {}) {
+  const boardName = uniqueName('board');
+  const { board, cells } = openBoard(boardName);
+  try {
+    const barger = startFixture('barger.js', [kind, name, boardName], 'ready');
+    await barger.started;
+    const waiter = startFixture('fair-waiter.js', [kind, name, boardName, ...waiterArgs], 'waiting');
+    await waiter.started;
+    const pid = waiter.child.pid;
+    // Someone other than the barger has the lock: its re-take is waiting.
+    const barred = kind === 'mutex' ? () => lock.info().handoff === true : () => lock.info().available === 0;
+    try {
+      for (let round = 1; round <= ROUNDS; round++) {
+        await sleep(5); // the waiter runs: long enough to turn starving
+        if (stop) {
+          process.kill(pid, 'SIGSTOP');
+          await stopped(pid);
+        }
+        Atomics.store(cells, 0, round);
+        // Until the barger has the lock again, or is held back for the waiter.
+        const held = await waitFor(
+          () => Atomics.load(cells, 2) >= round || (Atomics.load(cells, 1) >= round && barred()),
+        );
+        assert.ok(held, `round ${round}: the barger neither re-took the lock nor was held back`);
+        if (stop) process.kill(pid, 'SIGCONT');
+        const after = await waitFor(() => Atomics.load(cells, 4) === 1 || Atomics.load(cells, 2) >= round);
+        assert.ok(after, `round ${round}: neither the waiter nor the barger got the lock`);
+        if (Atomics.load(cells, 4) === 1) return round;
+      }
+      return 0;
+    } finally {
+      process.kill(pid, 'SIGCONT');
+      Atomics.store(cells, 3, 1);
+    }
+  } finally {
+    board.close();
+  }
+}
+
+describe('handoff mode: a barger in another process cannot starve a waiter', function () {
+  this.timeout(30000);
+  afterEach(killChildren);
+  after(cleanupNames);
+
+  // Fails before handoff mode: the barger re-took the lock at every round.
+  it('SharedMutex: the waiter gets the lock within a few rounds; info() counts the handoff', async () => {
+    const name = uniqueName('barged');
+    const m = new SharedMutex(name);
+    try {
+      const round = await barge('mutex', name, m);
+      assert.ok(round > 0, `the waiter never got the lock in ${ROUNDS} rounds of the barger`);
+      assert.ok(m.info().handoffs >= 1, 'a turn was counted');
+    } finally {
+      m.close();
+    }
+  });
+
+  // Fails before handoff mode, as above. A sync wait is another path: it
+  // runs on the JS thread in slices, each a new call into the lock.
+  it('SharedMutex, the waiter blocked in acquireSync(): the same bound', async () => {
+    const name = uniqueName('barged-sync');
+    const m = new SharedMutex(name);
+    try {
+      const round = await barge('mutex', name, m, { waiterArgs: ['sync'] });
+      assert.ok(round > 0, `the waiter never got the lock in ${ROUNDS} rounds of the barger`);
+    } finally {
+      m.close();
+    }
+  });
+
+  // Not a regression test: the kernel already queues semop waiters in order
+  // and gives a released permit to the queued waiter before the barger's
+  // re-take (passes before handoff mode too). Unstopped: a stop takes the
+  // waiter out of that queue, and a Semaphore has no turns of its own.
+  it('Semaphore (1 permit): the waiter gets the permit within a few rounds', async () => {
+    const name = uniqueName('sem-barged');
+    const s = new Semaphore(name, { permits: 1 });
+    try {
+      const round = await barge('semaphore', name, s, { stop: false });
+      assert.ok(round > 0, `the waiter never got the permit in ${ROUNDS} rounds of the barger`);
+    } finally {
+      s.close();
+      unlinkSemaphores([name]);
+    }
+  });
+});
+
+describe('handoff mode: a starving waiter that goes away never wedges the lock', function () {
+  this.timeout(30000);
+  afterEach(killChildren);
+  after(cleanupNames);
+
+  /** This process holds `name`; a waiter process starts and turns starving. */
+  async function starvingWaiter(m, giveUp = []) {
+    const boardName = uniqueName('board');
+    const { board } = openBoard(boardName);
+    board.close();
+    const waiter = startFixture('fair-waiter.js', ['mutex', m.name, boardName, ...giveUp], 'waiting');
+    await waiter.started;
+    assert.ok(await waitFor(() => m.info().handoff), 'the waiter took a turn');
+    return waiter;
+  }
+
+  /** The turn is gone while we still hold; after release we get the lock back at once. */
+  async function assertNotWedged(m, held) {
+    assert.equal(m.info().handoff, false, 'no turn left pending');
+    held.release();
+    const again = m.acquireSync({ timeout: 10000 });
+    again.release();
+  }
+
+  for (const how of ['timeout', 'abort']) {
+    it(`one that gives up (${how}) ends its turn at once`, async () => {
+      const m = new SharedMutex(uniqueName(`gives-up-${how}`));
+      try {
+        const held = m.acquireSync();
+        const waiter = await starvingWaiter(m, [`${how}=300`]);
+        await within(said(waiter.child, 'error'), 15000, 'the waiter gave up');
+        await assertNotWedged(m, held);
+      } finally {
+        m.close();
+      }
+    });
+  }
+
+  it('one SIGKILLed: the next acquirer finds its turn stale', async () => {
+    const m = new SharedMutex(uniqueName('killed'));
+    try {
+      const held = m.acquireSync();
+      const waiter = await starvingWaiter(m);
+      waiter.child.kill('SIGKILL');
+      await waiter.exited;
+      assert.equal(m.info().handoff, true, 'the dead waiter left its turn behind');
+      held.release();
+      const again = m.acquireSync({ timeout: 10000 });
+      assert.equal(m.info().handoff, false, 'the stale turn was ended');
+      again.release();
+    } finally {
+      m.close();
+    }
+  });
+
+  it('one SIGSTOPped: the turn expires once the lock has been free a while', async () => {
+    const m = new SharedMutex(uniqueName('stopped'));
+    try {
+      const held = m.acquireSync();
+      const waiter = await starvingWaiter(m);
+      process.kill(waiter.child.pid, 'SIGSTOP');
+      await stopped(waiter.child.pid);
+      held.release();
+      const again = m.acquireSync({ timeout: 10000 });
+      assert.equal(m.info().handoff, false, 'the stopped waiter lost its turn');
+      again.release();
+      process.kill(waiter.child.pid, 'SIGCONT');
+    } finally {
+      m.close();
+    }
+  });
+
+  it('one in a worker that is terminated ends its turn', async () => {
+    const m = new SharedMutex(uniqueName('terminated'));
+    try {
+      const held = m.acquireSync();
+      const code = `
+        const { parentPort } = require('node:worker_threads');
+        const { SharedMutex } = require(${JSON.stringify(path.join(__dirname, '..'))});
+        new SharedMutex(${JSON.stringify(m.name)}).acquire();
+        parentPort.postMessage('waiting');`;
+      const worker = new Worker(code, { eval: true });
+      await new Promise((resolve) => worker.once('message', resolve));
+      assert.ok(await waitFor(() => m.info().handoff), 'the worker took a turn');
+      await worker.terminate();
+      await assertNotWedged(m, held);
+    } finally {
+      m.close();
+    }
+  });
+});
