@@ -11,7 +11,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { Worker } = require('node:worker_threads');
 const { SharedMutex, Semaphore } = require('..');
-const { killChildren, startFixture, sleep, waitFor, within, unlinkSemaphores } = require('./helpers');
+const { killChildren, startFixture, sleep, waitFor, within, unlinkSemaphores } = require('./support/helpers');
 const { uniqueName, cleanupNames } = require('./fixtures/mutex-driver');
 const { openBoard } = require('./fixtures/fair-board');
 
