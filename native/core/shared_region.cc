@@ -186,7 +186,7 @@ class SharedRegion::Waiter {
         since_ns_(since_ns),
         id_(uint64_t{static_cast<uint32_t>(since_ns / 1000000)} << 32 | static_cast<uint32_t>(self_tid())) {}
   ~Waiter() {
-    if (!region_->lost()) region_->end_turn(id_);
+    if (!region_->lost() && region_->state()->turn.load(std::memory_order_relaxed) == id_) region_->end_turn(id_);
   }
   Waiter(const Waiter&) = delete;
   Waiter& operator=(const Waiter&) = delete;

@@ -34,7 +34,9 @@ constexpr int kRobustListLimit = 2048;
 // displaced by a waiter that has waited longer, or is found stale: its thread
 // is gone, or the mutex stayed free kTurnGraceMs without it being taken.
 constexpr int64_t kStarvingNs = 1000 * 1000;
-constexpr int64_t kTurnGraceMs = 50;
+// Long enough that a waiter merely slow to be scheduled on a loaded machine
+// keeps its turn; short enough that a stopped one costs a hiccup, not an outage.
+constexpr int64_t kTurnGraceMs = 200;
 
 // The fields fill what used to be padding (before and after the mutex), so
 // the state keeps its size and regions made before handoff mode still open;
