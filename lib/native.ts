@@ -151,6 +151,13 @@ export interface SemaphoreInfo {
   permits: number;
   /** Permits free now, as the kernel counts them. */
   available: number;
+  /**
+   * Waiters the kernel has queued (for permits, or for a heavy request's gate).
+   * A released permit goes to them before any newcomer: handoff mode, always.
+   */
+  waiting: number;
+  /** Grants made to a queued waiter since the semaphore was made. */
+  handoffs: number;
   /** `since`: ms since the epoch (CLOCK_REALTIME) of the acquisition. */
   holders: { pid: number; tid: number; weight: number; since: number }[];
 }

@@ -115,12 +115,13 @@ describe('handoff mode: a barger in another process cannot starve a waiter', fun
   // and gives a released permit to the queued waiter before the barger's
   // re-take (passes before handoff mode too). Unstopped: a stop takes the
   // waiter out of that queue, and a Semaphore has no turns of its own.
-  it('Semaphore (1 permit): the waiter gets the permit within a few rounds', async () => {
+  it('Semaphore (1 permit): the waiter gets the permit within a few rounds; info() counts it', async () => {
     const name = uniqueName('sem-barged');
     const s = new Semaphore(name, { permits: 1 });
     try {
       const round = await barge('semaphore', name, s, { stop: false });
       assert.ok(round > 0, `the waiter never got the permit in ${ROUNDS} rounds of the barger`);
+      assert.ok(s.info().handoffs >= 1, 'the grant to the queued waiter was counted');
     } finally {
       s.close();
       unlinkSemaphores([name]);

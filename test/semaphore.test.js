@@ -68,7 +68,7 @@ describe('Semaphore', () => {
     a.release();
     c.release();
     c.release(); // idempotent
-    assert.deepEqual(s.info(), { permits: 3, available: 3, holders: [] });
+    assert.deepEqual(s.info(), { permits: 3, available: 3, waiting: 0, handoffs: 0, holders: [] });
   });
 
   it('tokens increase strictly across grants and instances; ownerDied is false after clean releases', () => {

@@ -140,7 +140,7 @@ Napi::Value SemaphoreObject::Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// info() -> { permits, available, holders: [{ pid, tid, weight, since }] }
+// info() -> { permits, available, waiting, handoffs, holders: [{ pid, tid, weight, since }] }
 Napi::Value SemaphoreObject::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!Usable(env)) return env.Undefined();
@@ -150,6 +150,8 @@ Napi::Value SemaphoreObject::Info(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("permits", Napi::Number::New(env, si.permits));
   out.Set("available", Napi::Number::New(env, si.available));
+  out.Set("waiting", Napi::Number::New(env, si.waiting));
+  out.Set("handoffs", Napi::Number::New(env, static_cast<double>(si.handoffs)));
   Napi::Array holders = Napi::Array::New(env, si.holders.size());
   for (size_t i = 0; i < si.holders.size(); ++i) {
     Napi::Object h = Napi::Object::New(env);

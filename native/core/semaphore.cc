@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <ctime>
 
@@ -37,6 +38,8 @@ union SemArg {
   semid_ds* buf;
   unsigned short* array;
 };
+
+static_assert(sizeof(SemaphoreHeader) <= kHeaderBytes, "the header's room in the region");
 
 uint64_t data_size_for(uint32_t permits) { return kHeaderBytes + uint64_t{permits} * sizeof(HolderRecord); }
 
@@ -180,6 +183,12 @@ Status Semaphore::try_lock(uint32_t weight, Permit* out, bool* busy) {
 }
 
 Status Semaphore::take(uint32_t weight, const std::atomic<bool>* cancel, int64_t deadline_ns) {
+  Status st = take_queued(weight, cancel, deadline_ns);
+  if (st.ok()) header()->handoffs.fetch_add(1, std::memory_order_relaxed);
+  return st;
+}
+
+Status Semaphore::take_queued(uint32_t weight, const std::atomic<bool>* cancel, int64_t deadline_ns) {
   short minus = static_cast<short>(-static_cast<int>(weight));
   sembuf ops[2] = {{kGate, 0, 0}, {kCount, minus, SEM_UNDO}};
   if (weight == 1) return semop_timed(ops, 2, cancel, deadline_ns);
@@ -276,6 +285,10 @@ Status Semaphore::info(SemaphoreInfo* out) {
   int value = semctl(semid_, kCount, GETVAL);
   if (value < 0) return Status::fail("semctl");
   out->available = static_cast<uint32_t>(value);
+  int count_waiters = semctl(semid_, kCount, GETNCNT);
+  int gate_waiters = semctl(semid_, kGate, GETZCNT);
+  out->waiting = static_cast<uint32_t>(std::max(count_waiters, 0) + std::max(gate_waiters, 0));
+  out->handoffs = header()->handoffs.load(std::memory_order_relaxed);
   out->holders.clear();
   for (uint32_t i = 0; i < permits_; ++i) {
     HolderRecord* r = record(i);

@@ -49,6 +49,10 @@ struct SemaphoreHeader {
   std::atomic<int32_t> key;     // random IPC key of the set, written before it is made
   std::atomic<int32_t> semid;
   std::atomic<uint64_t> token;  // fencing token, +1 per grant
+  // Grants to a waiter the kernel had queued (take() after the try failed):
+  // released permits go to queued waiters before any newcomer, so a
+  // Semaphore is always in handoff mode while someone waits (issue 14).
+  std::atomic<uint64_t> handoffs;
 };
 
 // One per possible holder (permits of them: every holder has weight >= 1).
@@ -76,6 +80,8 @@ struct SemaphoreInfo {
   };
   uint32_t permits = 0;
   uint32_t available = 0;
+  uint32_t waiting = 0;  // the kernel's queued waiters (for permits or the gate)
+  uint64_t handoffs = 0;
   std::vector<Holder> holders;
 };
 
@@ -131,6 +137,7 @@ class Semaphore {
   Status set_up(int mode);
   Status check_set();
   Status semop_timed(void* ops, unsigned n, const std::atomic<bool>* cancel, int64_t deadline_ns);
+  Status take_queued(uint32_t weight, const std::atomic<bool>* cancel, int64_t deadline_ns);
   bool reap(HolderRecord* r, bool keep);
 
   SharedRegion region_;
