@@ -276,6 +276,59 @@ TEST(try_lock_busy_tokens_and_holder) {
   next.join();
 }
 
+// Handoff mode: a waiter past kStarvingNs takes a turn; the holder's
+// release and re-take (try_lock, or lock) cannot barge past it; the waiter
+// gets the mutex and its turn ends. A waiter that times out leaves no turn.
+TEST(starving_waiter_takes_a_turn_and_the_holder_cannot_barge) {
+  ShmName n("turn");
+  SharedRegion a, b;
+  CHECK_EQ(a.open(n.name(), 0, 0600).error, 0);
+  CHECK_EQ(b.open(n.name(), 0, 0600).error, 0);
+  Grant g;
+  bool busy = true;
+  CHECK_EQ(a.try_lock(&g, &busy).error, 0);
+  std::atomic<bool> granted{false};
+  std::thread waiter([&] {
+    Grant g2;
+    std::atomic<bool> cancel{false};
+    CHECK_EQ(b.lock(&g2, &cancel, interlock::deadline_after_ms(10000)).error, 0);
+    granted.store(true);
+    CHECK_EQ(b.unlock(true).error, 0);
+  });
+  int64_t start = monotonic_ns();
+  while (!a.snapshot().handoff && ms_since(start) < 5000) testutil::sleep_ms(1);
+  CHECK(a.snapshot().handoff);
+  CHECK_EQ(a.snapshot().handoffs, 1u);
+  CHECK_EQ(a.unlock(true).error, 0);
+  // The waiter's turn is pending or served: either way not ours to take.
+  if (!granted.load()) {
+    Grant again;
+    bool busy2 = false;
+    CHECK_EQ(a.try_lock(&again, &busy2).error, 0);
+    if (!busy2) {
+      CHECK(granted.load());  // only once the waiter has had it
+      CHECK_EQ(a.unlock(true).error, 0);
+    }
+  }
+  CHECK_EQ(a.lock(&g, nullptr, interlock::deadline_after_ms(10000)).error, 0);
+  CHECK(granted.load());
+  CHECK(!a.snapshot().handoff);
+  CHECK_EQ(a.unlock(true).error, 0);
+  waiter.join();
+
+  // Held again; a starving waiter that times out ends its own turn.
+  CHECK_EQ(a.try_lock(&g, &busy).error, 0);
+  uint64_t turns = a.snapshot().handoffs;  // ours above may have been one too
+  std::thread timed([&] {
+    Grant g2;
+    CHECK_EQ(b.lock(&g2, nullptr, interlock::deadline_after_ms(200)).error, -ETIMEDOUT);
+  });
+  timed.join();
+  CHECK(!a.snapshot().handoff);
+  CHECK_EQ(a.snapshot().handoffs, turns + 1);
+  CHECK_EQ(a.unlock(true).error, 0);
+}
+
 // An error-checking mutex: the holder relocking gets EDEADLK at once, from
 // lock and try_lock alike, and only the holder can unlock.
 TEST(relock_and_foreign_unlock_are_errors) {
