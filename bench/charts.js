@@ -113,7 +113,7 @@ function waitingSpec(res) {
 function handoffSpec(res) {
   const values = [];
   for (const r of res.handoff) {
-    for (const us of r.samples ?? []) values.push({ lock: labelOf(r.impl), us });
+    for (const us of r.samples ?? []) values.push({ lock: r.label ?? labelOf(r.impl), us });
   }
   return {
     title: 'Handoff latency across processes: release in A → acquire() settles in B (µs, log scale)',

@@ -4,16 +4,16 @@
 const path = require('node:path');
 const floor = require('./floor');
 const { impls, counterView } = require('./impls');
-const { jain, shareSpread } = require('./stats');
+const { jain, shareSpread, mergeHistograms, histQuantile } = require('./stats');
 
 const now = () => process.hrtime.bigint();
 
 /** The cases of one layout: every impl and form that can run there, then C. */
-function cases(layout) {
+function cases(layout, locks) {
   const where = layout.threads ? 'thread' : 'process';
   const out = [];
   for (const [id, impl] of Object.entries(impls)) {
-    if (!impl.where.includes(where)) continue;
+    if (!impl.where.includes(where) || (locks && !locks.includes(id))) continue;
     for (const mode of impl.forms) out.push({ label: impl.label, impl: id, mode });
   }
   out.push({ label: 'C floor: flock', impl: 'c-flock', mode: 'sync', c: 'flock' });
@@ -21,10 +21,14 @@ function cases(layout) {
   return out;
 }
 
-function measure(counts, transfers, counter, elapsedNs) {
+function measure(counts, transfers, counter, elapsedNs, gaps) {
   const total = counts.reduce((a, b) => a + b, 0);
   const seconds = elapsedNs / 1e9;
+  const waits = gaps && mergeHistograms(gaps);
   return {
+    // Longest gaps between one looper's acquisitions (µs): its waits.
+    waitP99Us: waits ? histQuantile(waits, 0.99) / 1e3 : null,
+    waitMaxUs: waits ? waits.max / 1e3 : null,
     acqPerSec: total / seconds,
     transfersPerSec: transfers.reduce((a, b) => a + b, 0) / seconds,
     exact: counter === total,
@@ -59,6 +63,7 @@ async function nodeRep({ pool, ctx, cfg, layout, kase, shared }, ms = cfg.conten
     results.map((r) => r.transfers),
     shared[0],
     Number(stopped - startAt),
+    results.map((r) => r.gaps),
   );
 }
 
@@ -75,9 +80,9 @@ function cRep({ ctx, cfg, layout, kase, floorBin }) {
 }
 
 /** layout: { name, procs, threads } (threads 0: loop on each child's main thread). */
-async function contended({ pool, ctx, cfg, layout, floorBin, log }) {
+async function contended({ pool, ctx, cfg, layout, floorBin, log, locks }) {
   const shared = counterView(ctx.tag);
-  const rows = cases(layout).map((kase) => ({ ...kase, layout: layout.name, reps: [] }));
+  const rows = cases(layout, locks).map((kase) => ({ ...kase, layout: layout.name, reps: [] }));
   // Load, open and warm up everything first, so no timed run pays for it.
   const ids = [...new Set(rows.filter((r) => !r.c).map((r) => r.impl))];
   const prepared = [];

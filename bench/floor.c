@@ -6,6 +6,12 @@
 //   floor contend flock|mutex <path> <procs> <threads> <ms>
 //       forks procs x threads loopers doing lock -> counter += 1 -> unlock;
 //       prints one JSON line: counts, transfers, counter, elapsed
+//   floor handoff flock|mutex sync|async <path> <samples> <pauseUs>
+//       a holder process releases while a forked waiter is parked; prints
+//       one JSON line: release -> waiter running, in us, per sample. sync:
+//       the waiter blocks in flock/pthread_mutex_lock itself. async: a waiter
+//       thread blocks there, then wakes the waiter's loop through an eventfd
+//       it sleeps on in epoll_wait (what a thread-safe function does).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -226,12 +234,133 @@ static int contend(const char *kind, const char *path, int procs, int threads, i
   return 0;
 }
 
+// ---- handoff latency
+
+struct handoff {
+  pthread_mutex_t mutex;
+  volatile int32_t round;   // the holder's: wait for round n now
+  volatile int32_t parked;  // the waiter's: about to block for round n
+  volatile int32_t done;    // the waiter's: had and let go round n
+  volatile int64_t released_ns;
+  volatile int64_t running_ns;
+};
+
+static struct handoff *H;
+static int handoff_mutex;
+
+static void pause_until(volatile int32_t *word, int32_t n) {
+  while (*word < n) usleep(20);
+}
+
+static void take(int fd) {
+  if (handoff_mutex)
+    mutex_lock(&H->mutex);
+  else
+    flock_or_die(fd, LOCK_EX);
+}
+
+static void give(int fd) {
+  if (handoff_mutex)
+    pthread_mutex_unlock(&H->mutex);
+  else
+    flock_or_die(fd, LOCK_UN);
+}
+
+struct waiter_thread {
+  int fd, efd, samples;
+};
+
+// The async shape's waiter thread: blocks for the lock, then rings the
+// eventfd. For the mutex it must also unlock (a pthread mutex belongs to the
+// thread that locked it), once the loop has run.
+static void *wait_thread(void *arg) {
+  struct waiter_thread *w = arg;
+  for (int i = 1; i <= w->samples; i++) {
+    pause_until(&H->round, i);
+    H->parked = i;
+    take(w->fd);
+    uint64_t one = 1;
+    if (write(w->efd, &one, sizeof(one)) != sizeof(one)) die("write");
+    pause_until(&H->done, i);
+    give(w->fd);
+  }
+  return NULL;
+}
+
+static void waiter(const char *path, int async, int samples) {
+  int fd = handoff_mutex ? -1 : open_lock(path);
+  if (!async) {
+    for (int i = 1; i <= samples; i++) {
+      pause_until(&H->round, i);
+      H->parked = i;
+      take(fd);
+      H->running_ns = now_ns();
+      give(fd);
+      H->done = i;
+    }
+    return;
+  }
+  int efd = eventfd(0, EFD_CLOEXEC);
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (efd < 0 || ep < 0) die("eventfd/epoll");
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = efd};
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev) != 0) die("epoll_ctl");
+  struct waiter_thread w = {fd, efd, samples};
+  pthread_t t;
+  if (pthread_create(&t, NULL, wait_thread, &w) != 0) die("pthread_create");
+  for (int i = 1; i <= samples; i++) {
+    struct epoll_event got;
+    while (epoll_wait(ep, &got, 1, -1) != 1) {
+    }
+    H->running_ns = now_ns();
+    uint64_t n;
+    if (read(efd, &n, sizeof(n)) != sizeof(n)) die("read");
+    H->done = i;
+  }
+  pthread_join(t, NULL);
+}
+
+static int handoff(const char *kind, const char *shape, const char *path, int samples, int pause_us) {
+  handoff_mutex = strcmp(kind, "mutex") == 0;
+  int async = strcmp(shape, "async") == 0;
+  H = shared_memory(sizeof(*H));
+  init_mutex(&H->mutex);
+  int fd = handoff_mutex ? -1 : open_lock(path);
+  pid_t pid = fork();
+  if (pid < 0) die("fork");
+  if (pid == 0) {
+    waiter(path, async, samples);
+    _exit(0);
+  }
+  printf("[");
+  for (int i = 1; i <= samples; i++) {
+    take(fd);
+    H->round = i;
+    pause_until(&H->parked, i);
+    usleep(pause_us);  // let it block in the kernel
+    H->released_ns = now_ns();
+    give(fd);
+    pause_until(&H->done, i);
+    printf("%s%.2f", i > 1 ? "," : "", (double)(H->running_ns - H->released_ns) / 1e3);
+  }
+  printf("]\n");
+  int status;
+  if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    fprintf(stderr, "waiter failed\n");
+    return 2;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 6 && strcmp(argv[1], "pair") == 0) return pair(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
   if (argc == 7 && strcmp(argv[1], "contend") == 0)
     return contend(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
+  if (argc == 7 && strcmp(argv[1], "handoff") == 0)
+    return handoff(argv[2], argv[3], argv[4], atoi(argv[5]), atoi(argv[6]));
   fprintf(stderr,
           "usage: floor pair flock|flock-fstat|mutex <path> <ms> <reps>\n"
-          "       floor contend flock|mutex <path> <procs> <threads> <ms>\n");
+          "       floor contend flock|mutex <path> <procs> <threads> <ms>\n"
+          "       floor handoff flock|mutex sync|async <path> <samples> <pauseUs>\n");
   return 2;
 }

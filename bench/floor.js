@@ -20,4 +20,10 @@ function contend(bin, kind, lockPath, procs, threads, ms) {
   return JSON.parse(execFileSync(bin, args, { encoding: 'utf8', timeout: ms + 30000 }));
 }
 
-module.exports = { build, pairs, contend };
+/** Release in one process → the waiter's code running in another, µs per sample. */
+function handoff(bin, kind, shape, lockPath, samples, pauseUs) {
+  const args = ['handoff', kind, shape, lockPath, String(samples), String(pauseUs)];
+  return JSON.parse(execFileSync(bin, args, { encoding: 'utf8', timeout: samples * (pauseUs / 1000 + 100) + 30000 }));
+}
+
+module.exports = { build, pairs, contend, handoff };

@@ -52,6 +52,22 @@ const impls = {
       };
     },
   },
+  semaphore: {
+    label: 'interlock Semaphore (1 permit)',
+    calls: { sync: 'acquireSync() + release()', async: 'await acquire() + release()' },
+    forms: ['sync', 'async'],
+    where: ['process', 'thread'],
+    // Its own figures are in bench/semaphore.js; here it is one more contended lock.
+    contendedOnly: true,
+    open(ctx) {
+      const s = new (interlock().Semaphore)(`${ctx.tag}-sem`, { permits: 1 });
+      return {
+        sync: { lock: () => s.acquireSync(), unlock: (h) => h.release() },
+        async: { lock: () => s.acquire(), unlock: (h) => h.release() },
+        close: () => s.close(),
+      };
+    },
+  },
   'proper-lockfile': {
     label: 'proper-lockfile',
     calls: { sync: 'lockSync() + release()', async: 'await lock() + await release()' },

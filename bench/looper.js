@@ -3,6 +3,7 @@
 // the shared counter -> release, counting acquisitions and how many of them
 // took the lock over from another looper. Runs in a child process or a Worker.
 const { impls, counterView } = require('./impls');
+const { histogram } = require('./stats');
 
 const opened = new Map();
 const views = new Map();
@@ -33,6 +34,18 @@ function sleepUntil(t) {
   return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
 }
 
+// Gaps between one looper's successive acquisitions (ns): its wait, plus
+// its own short section. Stored raw (one write per round), binned after.
+let gaps = new Float64Array(1 << 16);
+function recordGap(i, ns) {
+  if (i === gaps.length) {
+    const bigger = new Float64Array(gaps.length * 2);
+    bigger.set(gaps);
+    gaps = bigger;
+  }
+  gaps[i] = ns;
+}
+
 /** cmd: { impl, mode, startAt (ns string), ms, id, ctx } */
 async function contend(cmd) {
   const lock = openImpl(cmd.impl, cmd.ctx)[cmd.mode];
@@ -43,8 +56,13 @@ async function contend(cmd) {
   await sleepUntil(start);
   let count = 0;
   let transfers = 0;
+  let last = now();
   if (cmd.mode === 'sync') {
-    while (now() < end) {
+    for (;;) {
+      const t = now();
+      if (t >= end) break;
+      recordGap(count, Number(t - last));
+      last = t;
       const token = lock.lock();
       const v = shared[0];
       shared[0] = v + 1;
@@ -56,7 +74,11 @@ async function contend(cmd) {
       count++;
     }
   } else {
-    while (now() < end) {
+    for (;;) {
+      const t = now();
+      if (t >= end) break;
+      recordGap(count, Number(t - last));
+      last = t;
       const token = await lock.lock();
       const v = shared[0];
       shared[0] = v + 1;
@@ -69,7 +91,10 @@ async function contend(cmd) {
       count++;
     }
   }
-  return { count, transfers, stoppedAt: now().toString() };
+  const stoppedAt = now();
+  // The wait still running when time was up counts too.
+  recordGap(count, Number(stoppedAt - last));
+  return { count, transfers, stoppedAt: stoppedAt.toString(), gaps: histogram(gaps.subarray(0, count + 1)) };
 }
 
 /** Opens the locks and the counter ahead of the timed runs. */

@@ -50,9 +50,18 @@ function pairTable(rows) {
 
 function contendTable(rows) {
   return table(
-    ['lock', 'API', 'acquisitions/s', 'transfers/s', 'exact', "Jain's index", 'max/min share'],
+    [
+      'lock',
+      'API',
+      'acquisitions/s',
+      'transfers/s',
+      'exact',
+      "Jain's index",
+      'max/min share',
+      'longest waits µs: p99 / max',
+    ],
     rows.map((r) => {
-      if (r.error && r.reps.length === 0) return [r.label, r.mode, `failed: ${r.error}`, '', '', '', ''];
+      if (r.error && r.reps.length === 0) return [r.label, r.mode, `failed: ${r.error}`, '', '', '', '', ''];
       const exact = r.reps.filter((m) => m.exact).length;
       return [
         r.label,
@@ -74,9 +83,18 @@ function contendTable(rows) {
           r.reps.map((m) => m.spread),
           (x) => num(x, 1),
         ),
+        waits(r.reps),
       ];
     }),
   );
+}
+
+/** Medians over reps of the p99 and the max gap between one looper's acquisitions. */
+function waits(reps) {
+  const got = reps.filter((m) => m.waitMaxUs !== null && m.waitMaxUs !== undefined);
+  if (got.length === 0) return '–';
+  const med = (key) => summary(got.map((m) => m[key])).median;
+  return `${num(med('waitP99Us'))} / ${num(med('waitMaxUs'))}`;
 }
 
 function waitTable(rows, boundMs) {
@@ -125,23 +143,26 @@ function waitTable(rows, boundMs) {
 }
 
 function handoffTable(rows) {
+  const p50 = (r) => (r?.reps.length ? summary(r.reps.map((x) => x.p50)).median : Number.NaN);
   return table(
-    ['lock', 'p50 µs, median (min–max)', 'p99 µs, median (min–max)'],
-    rows.map((r) =>
-      r.reps.length === 0
-        ? [labelOf(r.impl), `failed: ${r.error}`, '']
-        : [
-            labelOf(r.impl),
-            spread(
-              r.reps.map((x) => x.p50),
-              (x) => num(x, 1),
-            ),
-            spread(
-              r.reps.map((x) => x.p99),
-              (x) => num(x, 1),
-            ),
-          ],
-    ),
+    ['lock', 'p50 µs, median (min–max)', 'p99 µs, median (min–max)', 'p50 ÷ C floor (same shape)'],
+    rows.map((r) => {
+      const label = r.label ?? labelOf(r.impl);
+      if (r.reps.length === 0) return [label, `failed: ${r.error}`, '', ''];
+      const base = r.floor && rows.find((f) => f.impl === r.floor);
+      return [
+        label,
+        spread(
+          r.reps.map((x) => x.p50),
+          (x) => num(x, 1),
+        ),
+        spread(
+          r.reps.map((x) => x.p99),
+          (x) => num(x, 1),
+        ),
+        base ? `${num(p50(r) / p50(base), 2)} (${base.label.replace('C floor: ', '')})` : '',
+      ];
+    }),
   );
 }
 
@@ -208,6 +229,53 @@ function goals(res) {
   return table(['goal', 'measured (medians)', ''], out);
 }
 
+// Issue 14: every contended configuration of the locks with handoff mode.
+const FAIR_LOCKS = ['filelock', 'sharedmutex', 'semaphore'];
+
+function fairnessGoals(res) {
+  const med = (r, key) => (r?.reps.length ? summary(r.reps.map((m) => m[key])).median : Number.NaN);
+  const before = (r) =>
+    res.baseline?.contended?.find((b) => b.layout === r.layout && b.impl === r.impl && b.mode === r.mode);
+  const mark = (ok, value) => (Number.isNaN(value) ? 'n/a' : ok ? 'met' : '**missed**');
+  const rows = res.contended
+    .filter((r) => FAIR_LOCKS.includes(r.impl))
+    .map((r) => {
+      const jain = med(r, 'jain');
+      const spread = med(r, 'spread');
+      const ratio = med(r, 'acqPerSec') / med(before(r), 'acqPerSec');
+      return [
+        r.layout,
+        `${r.label} ${r.mode}`,
+        `${num(jain, 2)} ${mark(jain >= 0.95, jain)}`,
+        `${num(spread, 1)} ${mark(spread <= 2, spread)}`,
+        Number.isNaN(ratio) ? '–' : `${num(ratio, 2)} ${mark(ratio >= 0.75, ratio)}`,
+        waits(r.reps),
+      ];
+    });
+  if (rows.length === 0) return [];
+  const base = res.baseline
+    ? `against the run of ${res.baseline.date} (\`${res.baseline.file}\`)`
+    : 'not computed: no `--baseline` given';
+  return [
+    '## Goals (issue 14): no starvation',
+    '',
+    `Jain's index ≥ 0.95 and max/min share ≤ 2 in every contended configuration, at ≥ 75% of the acquisitions/s before handoff mode (ratio ${base}); the longest waits are the p99 and max gap between one looper's acquisitions, over all loopers.`,
+    '',
+    ...table(
+      [
+        'layout',
+        'lock',
+        "Jain's index ≥ 0.95",
+        'max/min share ≤ 2',
+        'acq/s ÷ before ≥ 0.75',
+        'longest waits µs: p99 / max',
+      ],
+      rows,
+    ),
+    '',
+  ];
+}
+
 /** The SVGs drawn by bench/charts.js, embedded; the tables below hold the numbers. */
 function charts(res) {
   if (!res.charts?.length) return [];
@@ -233,6 +301,7 @@ function render(res) {
     ...goals(res),
     '',
     ...WHY_MISSED,
+    ...fairnessGoals(res),
     '## 1. Uncontended acquire + release',
     '',
     `One thread, nobody else on the lock; each rep runs pairs for ${res.cfg.pairMs} ms after a warm-up. Each peer uses its defaults on its own lock file (fs-ext: flock(2); fs-native-extensions: OFD fcntl locks; os-lock: POSIX fcntl locks; proper-lockfile: a mkdir lock directory; async-mutex: in-process only, for reference).`,

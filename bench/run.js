@@ -1,6 +1,10 @@
 'use strict';
 // `npm run bench` [-- --full] [--only=pairs,contended,waiting,handoff,semaphore] [--out=FILE]
-// Runs every figure of issue 5 in this process tree and writes BENCHMARKS.md.
+//                 [--locks=filelock,sharedmutex,...] [--baseline=results.json]
+// Runs every figure of issues 5 and 14 in this process tree and writes BENCHMARKS.md.
+// --locks: contended and handoff figures for these locks only (C floors always).
+// --baseline: the results.json of an earlier run (say, before handoff mode), whose
+// contended acquisitions/s the issue 14 goals compare against.
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -22,6 +26,11 @@ const only = args
   ?.slice(7)
   .split(',');
 const outArg = args.find((a) => a.startsWith('--out='))?.slice(6);
+const locks = args
+  .find((a) => a.startsWith('--locks='))
+  ?.slice(8)
+  .split(',');
+const baselineArg = args.find((a) => a.startsWith('--baseline='))?.slice(11);
 const SECTIONS = ['pairs', 'contended', 'handoff', 'waiting', 'semaphore'];
 const runs = (section) => only === undefined || only.includes(section);
 const progress = new Progress(SECTIONS.filter(runs));
@@ -101,11 +110,12 @@ async function main() {
     layouts: [],
     pairs: [],
     contended: [],
+    baseline: baselineArg ? { file: baselineArg, ...JSON.parse(fs.readFileSync(baselineArg, 'utf8')) } : null,
     waiting: [],
     handoff: [],
     notes: [],
   };
-  const { SharedMutex } = require(path.join(__dirname, '..'));
+  const { SharedMutex, Semaphore } = require(path.join(__dirname, '..'));
   try {
     const floorBin = floor.build(dir);
     if (runs('pairs')) {
@@ -116,12 +126,12 @@ async function main() {
       for (const [i, layout] of LAYOUTS.entries()) {
         progress.section('contended', `${i + 1}/${LAYOUTS.length} ${layout.name}`);
         res.layouts.push(layout.name);
-        res.contended.push(...(await contended({ pool, ctx, cfg, layout, floorBin, log })));
+        res.contended.push(...(await contended({ pool, ctx, cfg, layout, floorBin, log, locks })));
       }
     }
     if (runs('handoff')) {
       progress.section('handoff');
-      res.handoff = await handoff({ pool, ctx, cfg, log });
+      res.handoff = await handoff({ pool, ctx, cfg, log, floorBin, locks });
     }
     if (runs('waiting')) {
       progress.section('waiting');
@@ -140,6 +150,9 @@ async function main() {
         SharedMutex.unlink(`${tag}-${suffix}`);
       } catch {}
     }
+    try {
+      Semaphore.unlink(`${tag}-sem`);
+    } catch {}
     fs.rmSync(dir, { recursive: true, force: true });
   }
   res.machine.loadEnd = os.loadavg()[0].toFixed(2);
@@ -150,7 +163,7 @@ async function main() {
       'The machine was busy with other work during this run (see load average): treat the figures as rough.',
     );
   }
-  const partial = only !== undefined || outArg !== undefined;
+  const partial = only !== undefined || outArg !== undefined || locks !== undefined;
   const out =
     outArg ?? (only ? path.join(os.tmpdir(), 'BENCHMARKS.partial.md') : path.join(__dirname, '..', 'BENCHMARKS.md'));
   // A partial run draws its charts beside its report, never over the committed ones.

@@ -16,6 +16,7 @@ const C_PAIRS = [
 async function uncontended({ ctx, cfg, floorBin, log }) {
   const rows = [];
   for (const [id, impl] of Object.entries(impls)) {
+    if (impl.contendedOnly) continue;
     for (const mode of impl.forms) {
       rows.push({ label: impl.label, calls: impl.calls[mode], impl: id, mode, reps: [], child: new Child() });
     }
