@@ -76,16 +76,15 @@ function countingPool(url) {
 const lockers = {
   'interlock-redis': {
     label: 'RedisLock (node-redis)',
-    async open(url, name, { localDir } = {}) {
+    async open(url, name, { local = false, localDir } = {}) {
       const { client, queries } = await nodeRedis(url);
-      const lock = new RedisLock(client, name, { ttl: TTL, ...(localDir ? { local: true, localDir } : {}) });
+      const lock = new RedisLock(client, name, { ttl: TTL, ...(local ? { local, localDir } : {}) });
       return fromLock(lock, () => client.close(), queries);
     },
   },
   'interlock-redis-local': {
     label: 'RedisLock (node-redis), local: true',
-    open: (url, name, { localDir } = {}) =>
-      lockers['interlock-redis'].open(url, name, { localDir: localDir || require('node:os').tmpdir() }),
+    open: (url, name, { localDir } = {}) => lockers['interlock-redis'].open(url, name, { local: true, localDir }),
   },
   'interlock-ioredis': {
     label: 'RedisLock (ioredis)',
@@ -122,16 +121,15 @@ const lockers = {
   },
   'interlock-pg': {
     label: 'PgLock (pg Pool)',
-    async open(url, name, { localDir } = {}) {
+    async open(url, name, { local = false, localDir } = {}) {
       const { pool, queries } = countingPool(url);
-      const lock = new PgLock(pool, name, localDir ? { local: true, localDir } : {});
+      const lock = new PgLock(pool, name, local ? { local, localDir } : {});
       return fromLock(lock, () => pool.end(), queries);
     },
   },
   'interlock-pg-local': {
     label: 'PgLock (pg Pool), local: true',
-    open: (url, name, { localDir } = {}) =>
-      lockers['interlock-pg'].open(url, name, { localDir: localDir || require('node:os').tmpdir() }),
+    open: (url, name, { localDir } = {}) => lockers['interlock-pg'].open(url, name, { local: true, localDir }),
   },
   'pg-advisory': {
     label: 'hand-written pg_advisory_lock/unlock (pg Pool)',

@@ -171,7 +171,9 @@ export function bounded<T>(
     };
     const onAbort = () => giveUp(new AbortError(signal?.reason));
     if (deadline !== Number.POSITIVE_INFINITY) {
-      timer = setTimeout(() => giveUp(onTimeout()), Math.max(0, deadline - performance.now()));
+      // Whole milliseconds: Node keeps one timer list per delay, and
+      // fractional delays would make a new one for every call.
+      timer = setTimeout(() => giveUp(onTimeout()), Math.max(0, Math.ceil(deadline - performance.now())));
       if (unref) timer.unref();
     }
     signal?.addEventListener('abort', onAbort, { once: true });

@@ -123,6 +123,34 @@ describe('RedisLock (real redis-server)', function () {
     assert.equal(await client.get(KEY(name)), 'someone else');
     await client.del(KEY(name));
   });
+  it('waiters on six clients are granted in arrival order (FIFO)', async () => {
+    const name = fresh('fifo');
+    const clients = await Promise.all([0, 1, 2, 3, 4, 5].map(() => nodeRedis(server.url)));
+    try {
+      const first = await new RedisLock(client, name).acquire();
+      const order = [];
+      const waits = [];
+      for (const [i, c] of clients.entries()) {
+        waits.push(
+          new RedisLock(c, name).acquire().then(async (h) => {
+            order.push(i);
+            await sleep(5);
+            await h.release();
+          }),
+        );
+        // Queued before the next one starts.
+        const queued = await waitFor(async () => (await client.lLen(`${KEY(name)}:queue`)) === i + 1);
+        assert.ok(queued, `waiter ${i} never queued`);
+      }
+      await first.release();
+      await Promise.all(waits);
+      assert.deepEqual(order, [0, 1, 2, 3, 4, 5]);
+      assert.equal(await client.exists([KEY(name), `${KEY(name)}:queue`, `${KEY(name)}:waiters`]), 0);
+    } finally {
+      await Promise.all(clients.map((c) => c.destroy()));
+    }
+  });
+
   it('nothing of a hold, a wait or a lost lease keeps a process alive once the client is closed', () => {
     // Held across renewals, waited for, lost to a paused loop; then the
     // process must exit on its own (a leaked timer or socket would keep it).

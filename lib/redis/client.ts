@@ -47,7 +47,7 @@ interface IoRedisLike {
 
 /** A connection in subscriber mode, shared by every wait on one client. */
 interface SubscriberConnection {
-  subscribe(channel: string, onMessage: () => void): Promise<void>;
+  subscribe(channel: string, onMessage: (message: string) => void): Promise<void>;
   unsubscribe(channel: string): Promise<void>;
   /** Whether the connection may keep the process alive. */
   hold(yes: boolean): void;
@@ -73,7 +73,7 @@ function isIoRedis(c: object): c is IoRedisLike {
 
 function nodeRedisSubscriber(client: NodeRedisLike, onError: () => void): Promise<SubscriberConnection> {
   const sub = client.duplicate();
-  const listeners = new Map<string, () => void>();
+  const listeners = new Map<string, (message: string) => void>();
   sub.on('error', onError); // it reconnects and resubscribes on its own
   const close = () => {
     if (typeof sub.destroy === 'function') sub.destroy();
@@ -82,7 +82,7 @@ function nodeRedisSubscriber(client: NodeRedisLike, onError: () => void): Promis
   return sub.connect().then(
     () => ({
       async subscribe(channel, onMessage) {
-        const listener = () => onMessage();
+        const listener = (message: string) => onMessage(message);
         listeners.set(channel, listener);
         await sub.subscribe(channel, listener);
       },
@@ -106,9 +106,11 @@ function nodeRedisSubscriber(client: NodeRedisLike, onError: () => void): Promis
 
 function ioRedisSubscriber(client: IoRedisLike, onError: () => void): Promise<SubscriberConnection> {
   const sub = client.duplicate();
-  const listeners = new Map<string, () => void>();
+  const listeners = new Map<string, (message: string) => void>();
   sub.on('error', onError);
-  sub.on('message', ((channel: string) => listeners.get(channel)?.()) as (...args: never[]) => void);
+  sub.on('message', ((channel: string, message: string) => listeners.get(channel)?.(message)) as (
+    ...args: never[]
+  ) => void);
   return Promise.resolve({
     async subscribe(channel, onMessage) {
       listeners.set(channel, onMessage);

@@ -1,9 +1,9 @@
 // RedisLock: a lease on one Redis primary, renewed by a watchdog while held,
-// with a fencing token from INCR on every grant. Waiters sleep on the lock's
-// release channel (and, should the holder die, until its lease runs out):
-// no polling on a fixed interval.
-import { randomBytes } from 'node:crypto';
-import { AbortError } from '../errors';
+// with a fencing token from INCR on every grant. Waiters queue in arrival
+// order in a list beside the key; a release hands the lock straight to the
+// first live waiter and wakes only that one (on its client's wake channel):
+// no polling, no herd of waiters racing for every release.
+import { AbortError, LockError } from '../errors';
 import type { Lockable } from '../lock';
 import {
   bounded,
@@ -30,12 +30,67 @@ export interface RedisLockOptions extends RemoteLockOptions {
   prefix?: string;
 }
 
-// KEYS: lock, token counter. ARGV: owner, ttl. The counter is read back with
-// GET so the token crosses Lua (whose numbers are doubles) as an exact string.
-const ACQUIRE: Script = script(`
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+// Every script but RENEW: KEYS lock, token counter, queue (owners in arrival
+// order), waiters (owner -> "deadline:ttl", server milliseconds; a waiter
+// that stops looking is skipped once its deadline passes). ARGV owner, ttl,
+// wake prefix (an owner "TAG/N" is woken on the channel prefix..TAG). The
+// counter is read back with GET so the token crosses Lua (whose numbers are
+// doubles) as an exact string.
+const QUEUE = `
+local function now()
+  local t = redis.call('TIME')
+  return t[1] * 1000 + math.floor(t[2] / 1000)
+end
+-- Gives the lock to the first live waiter (its lease starts now) and wakes
+-- it; frees it when there is none.
+local function pass(at)
+  while true do
+    local head = redis.call('LPOP', KEYS[3])
+    if not head then
+      redis.call('DEL', KEYS[1])
+      return
+    end
+    local entry = redis.call('HGET', KEYS[4], head)
+    redis.call('HDEL', KEYS[4], head)
+    if entry then
+      local deadline, ttl = string.match(entry, '^(%d+):(%d+)$')
+      if tonumber(deadline) > at then
+        redis.call('SET', KEYS[1], head, 'PX', ttl)
+        redis.call('INCR', KEYS[2])
+        redis.call('PUBLISH', ARGV[3] .. string.match(head, '^(.*)/'), head)
+        return
+      end
+    end
+  end
+end
+`;
+
+// Granted when free with nobody live queued ahead, or when a release handed
+// it over; otherwise queued once (each call renews the waiter's deadline).
+// Replies {1, token} or {0, the holder's pttl}.
+const ACQUIRE: Script = script(`${QUEUE}
+local owner, ttl = ARGV[1], tonumber(ARGV[2])
+local holder = redis.call('GET', KEYS[1])
+local at = now()
+if not holder and redis.call('LLEN', KEYS[3]) > 0 then
+  pass(at) -- the holder's lease ran out: the queue's turn
+  holder = redis.call('GET', KEYS[1])
+end
+if holder == owner then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  return {1, redis.call('GET', KEYS[2])}
+end
+if not holder then
+  redis.call('SET', KEYS[1], owner, 'PX', ttl)
   redis.call('INCR', KEYS[2])
   return {1, redis.call('GET', KEYS[2])}
+end
+if redis.call('HEXISTS', KEYS[4], owner) == 0 then
+  redis.call('RPUSH', KEYS[3], owner)
+end
+redis.call('HSET', KEYS[4], owner, string.format('%d:%d', at + ttl, ttl))
+for i = 3, 4 do
+  if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
 end
 return {0, redis.call('PTTL', KEYS[1])}`);
 
@@ -46,15 +101,19 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`);
 
-// KEYS: lock. ARGV: owner, channel. Only the holder deletes; the next
-// waiter hears of it at once.
-const RELEASE = script(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  redis.call('PUBLISH', ARGV[2], '')
-  return 1
-end
-return 0`);
+// Only the holder releases; the next live waiter gets the lock at once.
+const RELEASE: Script = script(`${QUEUE}
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+pass(now())
+return 1`);
+
+// A waiter that gives up leaves the queue, and passes the lock on should a
+// release have handed it over meanwhile.
+const CANCEL: Script = script(`${QUEUE}
+redis.call('LREM', KEYS[3], 0, ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+if redis.call('GET', KEYS[1]) == ARGV[1] then pass(now()) end
+return 1`);
 
 const MIN_TTL = 30; // the watchdog renews every ttl/3; below this, timer jitter alone loses leases
 const MAX_TTL = 2 ** 31 - 1;
@@ -62,9 +121,8 @@ const MAX_TTL = 2 ** 31 - 1;
 // the server's clock running faster than ours.
 const DRIFT = 0.01;
 
-// An owner is unique among every client of the server: random per thread
-// (each worker loads this module anew), counted per grant.
-const OWNER_PREFIX = `${randomBytes(12).toString('base64url')}:`;
+// An owner is its client's wake tag (random) and a count: unique among
+// every client of the server.
 let owners = 0;
 
 const wakeupsByClient = new WeakMap<object, Wakeups>();
@@ -82,8 +140,8 @@ export class RedisLock extends RemoteLock {
   readonly #conn: RedisConnection;
   readonly #wakeups: Wakeups;
   readonly #key: string;
-  readonly #tokenKey: string;
-  readonly #channel: string;
+  readonly #keys: string[];
+  readonly #wakePrefix: string;
   readonly #renewEvery: number;
 
   /**
@@ -112,86 +170,85 @@ export class RedisLock extends RemoteLock {
       wakeupsByClient.set(client as object, wakeups);
     }
     this.#wakeups = wakeups;
-    // One hash tag: in a cluster all three live on one slot.
+    // One hash tag: in a cluster all four live on one slot.
     this.#key = `${prefix}{${name}}`;
-    this.#tokenKey = `${this.#key}:token`;
-    this.#channel = `${this.#key}:released`;
+    this.#keys = [this.#key, `${this.#key}:token`, `${this.#key}:queue`, `${this.#key}:waiters`];
+    this.#wakePrefix = `${prefix}wake:`;
   }
 
-  /**
-   * Runs a script (EVALSHA, or EVAL once when the server has not seen it),
-   * rejecting with ERR_LOCK_SERVER when it fails or gets no reply within the ttl.
-   */
+  /** `work`, or ERR_LOCK_SERVER when it has no reply within the ttl (a late value goes to `late`). */
+  #within<T>(work: Promise<T>, late: (value: T) => void): Promise<T> {
+    return bounded(
+      work,
+      { deadline: performance.now() + this.ttl, signal: undefined },
+      () => serverError('Redis', this.name, new Error(`no reply within ${this.ttl} ms`)),
+      late,
+      true, // a pending command keeps its socket busy; the bound itself must not hold the process
+    );
+  }
+
+  /** Runs a script: EVALSHA, or EVAL once when the server has not seen it. */
   #run(s: Script, keys: string[], args: string[]): Promise<unknown> {
     const send = this.#conn.send;
     const tail = [`${keys.length}`, ...keys, ...args];
-    return new Promise((resolve, reject) => {
-      // A whole-number delay: Node keeps one timer list per delay, so every
-      // command of every lock with this ttl shares one.
-      const timer = setTimeout(
-        () => reject(serverError('Redis', this.name, new Error(`no reply within ${this.ttl} ms`))),
-        this.ttl,
-      );
-      timer.unref(); // a pending command keeps its socket busy; the bound itself must not hold the process
-      const done = (reply: unknown) => {
-        clearTimeout(timer);
-        resolve(reply);
-      };
-      const failed = (err: unknown) => {
-        clearTimeout(timer);
-        reject(serverError('Redis', this.name, err));
-      };
-      send(['EVALSHA', s.sha, ...tail]).then(done, (err) => {
-        if (err instanceof Error && err.message.startsWith('NOSCRIPT'))
-          send(['EVAL', s.source, ...tail]).then(done, failed);
-        else failed(err);
-      });
-    });
+    const failed = (err: unknown) => {
+      throw serverError('Redis', this.name, err);
+    };
+    const work = send(['EVALSHA', s.sha, ...tail]).catch((err) =>
+      err instanceof Error && err.message.startsWith('NOSCRIPT')
+        ? send(['EVAL', s.source, ...tail]).catch(failed)
+        : failed(err),
+    );
+    return this.#within(work, () => {});
   }
 
   protected async grant(wait: Wait): Promise<Grant> {
-    const owner = `${OWNER_PREFIX}${++owners}`;
-    const keys = [this.#key, this.#tokenKey];
-    const args = [owner, `${this.ttl}`];
+    const wakeups = this.#wakeups;
+    const owner = `${wakeups.tag}/${++owners}`;
+    const args = [owner, `${this.ttl}`, this.#wakePrefix];
     const onTimeout = () => remoteTimeoutError(this.name, wait.timeoutMs, 'EVALSHA');
     let woken = false;
     let wake: () => void = () => {
       woken = true;
     };
     let stop: (() => void) | undefined;
+    let queued = false;
     try {
       for (;;) {
-        // Not cut short by the deadline or the signal: a grant that arrives
-        // after its waiter gave up is given back before the rejection.
         const sentAt = performance.now();
-        const reply = (await this.#run(ACQUIRE, keys, args)) as unknown[];
-        const granted = Number(reply[0]) === 1;
+        const reply = (await this.#run(ACQUIRE, this.#keys, args)) as unknown[];
+        // Not cut short by the deadline or the signal: a grant that arrives
+        // after its waiter gave up is passed on (below) before the rejection.
+        queued = true;
         const late = wait.signal?.aborted ? new AbortError(wait.signal.reason) : performance.now() >= wait.deadline;
-        if (late !== false) {
-          if (granted) await this.#ungrant(owner);
-          throw late === true ? onTimeout() : late;
+        if (late !== false) throw late === true ? onTimeout() : late;
+        if (Number(reply[0]) === 1) {
+          queued = false;
+          return this.#hold(owner, BigInt(String(reply[1])), sentAt, wait);
         }
-        if (granted) return this.#hold(owner, BigInt(String(reply[1])), sentAt, wait);
         if (stop === undefined) {
-          // Listen, then look again: a release between the two is not missed.
+          // Listen, then look again: a handover between the two is not missed.
+          // A SUBSCRIBE the server never answers is a server error too.
+          const listening = wakeups
+            .listen(this.#wakePrefix + wakeups.tag, (to) => (to === undefined || to === owner) && wake())
+            .catch((err) => {
+              throw serverError('Redis', this.name, err);
+            });
           stop = await bounded(
-            this.#wakeups
-              .listen(this.#channel, () => wake())
-              .catch((err) => {
-                throw serverError('Redis', this.name, err);
-              }),
+            this.#within(listening, (s) => s()),
             wait,
             onTimeout,
             (s) => s(),
           );
           continue;
         }
-        // Asleep until a release is published, or the holder's lease runs
-        // out (it may have died without releasing).
+        // Asleep until a release hands the lock over, the holder's lease
+        // runs out (it may have died), or this waiter's own place in the
+        // queue needs renewing.
         const pttl = Number(reply[1]);
         const sleep = new Promise<void>((resolve) => {
           if (woken) return resolve();
-          const timer = setTimeout(resolve, pttl > 0 ? pttl + 1 : 1);
+          const timer = setTimeout(resolve, Math.min(pttl > 0 ? pttl + 1 : 1, this.#renewEvery));
           wake = () => {
             clearTimeout(timer);
             resolve();
@@ -203,6 +260,15 @@ export class RedisLock extends RemoteLock {
           woken = true;
         };
       }
+    } catch (err) {
+      // Out of the queue (and the lock passed on, if handed over meanwhile)
+      // before the rejection; after a server error, without waiting for it.
+      if (queued) {
+        const left = this.#run(CANCEL, this.#keys, args);
+        if (err instanceof LockError && err.code === 'ERR_LOCK_SERVER') left.catch(() => {});
+        else await left.catch(() => {});
+      }
+      throw err;
     } finally {
       stop?.();
     }
@@ -259,7 +325,7 @@ export class RedisLock extends RemoteLock {
   }
 
   async #ungrant(owner: string): Promise<void> {
-    await this.#run(RELEASE, [this.#key], [owner, this.#channel]);
+    await this.#run(RELEASE, this.#keys, [owner, `${this.ttl}`, this.#wakePrefix]);
   }
 }
 

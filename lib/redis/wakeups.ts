@@ -1,19 +1,26 @@
-// Waiters sleep until a release is published on the lock's channel: one
+// Waiters sleep until a release hands them the lock and says so on their
+// client's wake channel (the message is the waiter's owner id): one
 // subscriber connection per client, one SUBSCRIBE per channel however many
 // waiters listen. A channel stays subscribed for a moment after its last
 // waiter leaves (a contended loop would otherwise pay SUBSCRIBE/UNSUBSCRIBE
 // on every wait), with the connection unreferenced so it never keeps the
 // process alive.
+import { randomBytes } from 'node:crypto';
 import type { RedisConnection } from './client';
 
 const IDLE_MS = 2000;
 
 type Subscriber = Awaited<ReturnType<RedisConnection['subscriber']>>;
 
+/** Told which waiter a message is for; undefined: every waiter should look again. */
+type Wake = (to: string | undefined) => void;
+
 export class Wakeups {
+  /** Names this client's waiters (and its wake channel); random, so unique among the server's clients. */
+  readonly tag = randomBytes(12).toString('base64url');
   readonly #conn: RedisConnection;
   #sub: Promise<Subscriber> | undefined;
-  readonly #channels = new Map<string, { waiters: Set<() => void>; ready: Promise<void> }>();
+  readonly #channels = new Map<string, { waiters: Set<Wake>; ready: Promise<void> }>();
   #listening = 0;
   #idle: NodeJS.Timeout | undefined;
 
@@ -35,15 +42,15 @@ export class Wakeups {
     );
   }
 
-  /** Calls `wake` on every release published on `channel` until the returned stop(). */
-  async listen(channel: string, wake: () => void): Promise<() => void> {
+  /** Calls `wake` with every message published on `channel` until the returned stop(). */
+  async listen(channel: string, wake: Wake): Promise<() => void> {
     if (this.#idle !== undefined) clearTimeout(this.#idle);
     this.#idle = undefined;
     const sub = this.#subscriber();
     let entry = this.#channels.get(channel);
     if (entry === undefined) {
-      const waiters = new Set<() => void>();
-      const ready = sub.then((s) => s.subscribe(channel, () => this.#wake(channel)));
+      const waiters = new Set<Wake>();
+      const ready = sub.then((s) => s.subscribe(channel, (message) => this.#wake(channel, message)));
       entry = { waiters, ready };
       this.#channels.set(channel, entry);
       ready.catch(() => {
@@ -83,13 +90,13 @@ export class Wakeups {
     return this.#sub;
   }
 
-  #wake(channel: string): void {
-    for (const wake of this.#channels.get(channel)?.waiters ?? []) wake();
+  #wake(channel: string, message: string): void {
+    for (const wake of this.#channels.get(channel)?.waiters ?? []) wake(message);
   }
 
   // A connection error may have swallowed a release: let every waiter look again.
   #wakeAll(): void {
-    for (const { waiters } of this.#channels.values()) for (const wake of waiters) wake();
+    for (const { waiters } of this.#channels.values()) for (const wake of waiters) wake(undefined);
   }
 
   #rest(): void {
