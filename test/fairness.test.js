@@ -205,12 +205,7 @@ describe('handoff mode: a starving waiter that goes away never wedges the lock',
     const m = new SharedMutex(uniqueName('terminated'));
     try {
       const held = m.acquireSync();
-      const code = `
-        const { parentPort } = require('node:worker_threads');
-        const { SharedMutex } = require(${JSON.stringify(path.join(__dirname, '..'))});
-        new SharedMutex(${JSON.stringify(m.name)}).acquire();
-        parentPort.postMessage('waiting');`;
-      const worker = new Worker(code, { eval: true });
+      const worker = new Worker(path.join(__dirname, 'fixtures', 'fair-worker.js'), { workerData: { name: m.name } });
       await new Promise((resolve) => worker.once('message', resolve));
       assert.ok(await waitFor(() => m.info().handoff), 'the worker took a turn');
       await worker.terminate();
