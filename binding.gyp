@@ -4,6 +4,7 @@
       "target_name": "interlock",
       "sources": [
         "native/core/fault_guard.cc",
+        "native/core/file_marks.cc",
         "native/core/flock.cc",
         "native/core/interrupter.cc",
         "native/core/region_file.cc",

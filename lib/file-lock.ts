@@ -2,8 +2,8 @@
 // threads and async tasks.
 import { resolve } from 'node:path';
 import { fromNative, teardownError } from './errors';
-import { LockHandle } from './handle';
-import { type NativeError, type NativeLockFile, native, type WaitCallback } from './native';
+import { GrantHandle } from './handle';
+import { type Grant, type NativeError, type NativeLockFile, native, type WaitCallback } from './native';
 import type { Backend, LockQueue } from './queue';
 import { QueuedLock, QueueTable } from './queued-lock';
 import { type FileStatus, fileStatus } from './status';
@@ -34,11 +34,36 @@ export interface AcquireSyncOptions {
   timeout?: number;
 }
 
-class FileBackend implements Backend<true> {
+/**
+ * A held FileLock: `token` and `ownerDied` (see GrantHandle), kept beside the
+ * lock file in /dev/shm by interlock's own holders on this machine (see
+ * README). Shared handles of one thread share its grant, and its token.
+ * Token 0n: the marks were unavailable (a process warning said why).
+ */
+export class FileLockHandle extends GrantHandle {}
+
+/** Once per lock per thread: why its grants carry no marks. */
+function warnNoMarks(path: string, file: NativeLockFile): void {
+  const why = file.marks();
+  if (why === null) return;
+  const cause =
+    why.kind === 'foreignOwner'
+      ? `'${why.region}' is owned by uid ${why.ownerUid}, not by this user (uid ${process.geteuid?.()}): marks are ` +
+        'per user, so another user planted it'
+      : (fromNative(why, why.region, undefined, { what: 'FileLock marks region' }) as Error).message;
+  process.emitWarning(
+    `FileLock '${path}': its handles carry token 0n and no ownerDied news, because its marks are unavailable ` +
+      `(${cause}); the lock itself is unaffected`,
+    { code: 'INTERLOCK_NO_MARKS' },
+  );
+}
+
+class FileBackend implements Backend<Grant> {
   readonly path: string;
   readonly waitSyscall = 'flock';
   readonly #file: NativeLockFile;
   readonly #slot: number;
+  #warned = false;
 
   constructor(target: string | Buffer, path: string, mode: number, create: boolean, allowUnsafe: boolean) {
     this.path = path;
@@ -59,29 +84,41 @@ class FileBackend implements Backend<true> {
     return fromNative(err, this.path, timeoutMs, { filesystem: () => this.#file.filesystem() });
   }
 
-  tryLock(shared: boolean): true | null {
+  /** A grant without marks: says why, once. */
+  #unmarked(grant: Grant): Grant {
+    if (!this.#warned) {
+      this.#warned = true;
+      warnNoMarks(this.path, this.#file);
+    }
+    return grant;
+  }
+
+  tryLock(shared: boolean): Grant | null {
+    let grant: Grant | null;
     try {
-      return native.fileTryLock(this.#slot, shared) ? true : null;
+      grant = native.fileTryLock(this.#slot, shared);
     } catch (err) {
       throw this.#convert(err);
     }
+    return grant === 0 ? this.#unmarked(grant) : grant;
   }
 
-  lockSync(shared: boolean, timeoutMs: number): true {
+  lockSync(shared: boolean, timeoutMs: number): Grant {
+    let grant: Grant | null | undefined;
     try {
       // The slot call first: uncontended, it is the whole job, without the
       // object method's napi_unwrap.
-      if (native.fileTryLock(this.#slot, shared)) return true;
-      if (this.#file.lockSync(shared, timeoutMs) !== true) throw teardownError(this.path);
-      return true;
+      grant = native.fileTryLock(this.#slot, shared) ?? this.#file.lockSync(shared, timeoutMs);
     } catch (err) {
       throw this.#convert(err, timeoutMs);
     }
+    if (grant === undefined) throw teardownError(this.path);
+    return grant === 0 ? this.#unmarked(grant) : grant;
   }
 
-  lockAsync(shared: boolean, done: WaitCallback<true>) {
+  lockAsync(shared: boolean, done: WaitCallback<Grant>) {
     try {
-      return this.#file.lockAsync(shared, (error) => done(error, error === null ? true : undefined));
+      return this.#file.lockAsync(shared, (error, grant) => done(error, grant === 0 ? this.#unmarked(grant) : grant));
     } catch (err) {
       throw this.#convert(err);
     }
@@ -107,7 +144,9 @@ class FileBackend implements Backend<true> {
 // This thread's lock files, under two kinds of key: every resolved path that
 // reached one, and `#dev:ino`, so that a hard link or a path through a
 // symlinked directory finds the same queue (one fd, one EDEADLK, one FIFO).
-const table = new QueueTable<true, LockHandle, boolean, FileBackend>((owner, shared) => new LockHandle(owner, shared));
+const table = new QueueTable<Grant, FileLockHandle, boolean, FileBackend>(
+  (owner, shared, grant) => new FileLockHandle(owner, shared, grant),
+);
 
 /** The key of a resolved path; Buffer paths keep their bytes (NUL is never in a path). */
 function pathKey(target: string | Buffer): string {
@@ -122,8 +161,8 @@ function absolute(p: string | Buffer): string | Buffer {
 }
 
 export class FileLock extends QueuedLock<
-  true,
-  LockHandle,
+  Grant,
+  FileLockHandle,
   boolean,
   AcquireOptions,
   AcquireSyncOptions,
@@ -170,7 +209,7 @@ export class FileLock extends QueuedLock<
    * opening the file (which the first acquisition does anyway) and asking
    * for its identity.
    */
-  protected override bind(): LockQueue<true, LockHandle> {
+  protected override bind(): LockQueue<Grant, FileLockHandle> {
     const key = pathKey(this.#target);
     const known = table.join(key);
     if (known !== undefined) return known.queue;

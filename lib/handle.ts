@@ -1,6 +1,7 @@
 // What an acquisition gives back: release it once, by hand or by `using`.
 // A handle dropped without release() is released when it is garbage
 // collected, with a process warning, as Node does for a FileHandle.
+import type { Grant } from './native';
 
 /** The part of a lock that a handle reports back to. */
 export interface HandleOwner {
@@ -131,6 +132,30 @@ export class LockHandle {
   [Symbol.asyncDispose](): Promise<void> {
     this.release();
     return Promise.resolve();
+  }
+}
+
+/**
+ * A handle of a kind whose grants carry a fencing token and owner-death news
+ * (see Grant in native.ts).
+ */
+export class GrantHandle extends LockHandle {
+  /**
+   * The previous holder died or was torn down while holding: the shared
+   * state it guarded may be half-updated and needs repair.
+   */
+  readonly ownerDied: boolean;
+  private readonly _grant: Grant;
+
+  constructor(owner: HandleOwner, shared: boolean, grant: Grant) {
+    super(owner, shared);
+    this._grant = grant;
+    this.ownerDied = typeof grant === 'bigint' ? (grant & 1n) === 1n : grant % 2 === 1;
+  }
+
+  /** Fencing token (64-bit): strictly increasing across all acquisitions of the lock. */
+  get token(): bigint {
+    return typeof this._grant === 'bigint' ? this._grant >> 1n : BigInt(Math.floor(this._grant / 2));
   }
 }
 

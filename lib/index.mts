@@ -24,6 +24,7 @@ export type {
 export {
   AbortError,
   FileLock,
+  FileLockHandle,
   flock,
   flockSync,
   LOCK_NAME_MAX,

@@ -32,9 +32,11 @@ export interface NativeLockFile {
   open(): string;
   /** The filesystem of the last open: f_type, and its name if flock may not exclude there. */
   filesystem(): { type: number; name: string | null };
-  /** true, or undefined (no grant) when the thread is being torn down. */
-  lockSync(shared: boolean, timeoutMs: number): true | undefined;
-  lockAsync(shared: boolean, callback: WaitCallback): NativeWait;
+  /** null, or why grants carry no marks (token 0, no ownerDied news): the region and its failure. */
+  marks(): (NativeError & { region: string }) | null;
+  /** A grant, or undefined (no grant) when the thread is being torn down. */
+  lockSync(shared: boolean, timeoutMs: number): Grant | undefined;
+  lockAsync(shared: boolean, callback: WaitCallback<Grant>): NativeWait;
   close(): void;
 }
 
@@ -56,7 +58,8 @@ export interface Binding {
   Semaphore: new (name: string, permits: number, mode: number) => NativeSemaphore;
   unlinkSemaphore(name: string): void;
   LockTable: new (region: string, mode: number, threadId: number, onEvents: () => void) => NativeLockTable;
-  fileTryLock(slot: number, shared: boolean): boolean;
+  /** null when busy. */
+  fileTryLock(slot: number, shared: boolean): Grant | null;
   fileUnlock(slot: number): void;
   mutexTryLock(slot: number): Grant;
   /** undefined (no grant) when the thread is being torn down. */
@@ -96,7 +99,8 @@ export interface NativeLockTable {
 
 /**
  * Grants travel as token * 2 + ownerDied: a number while exact (tokens below
- * 2^52), else a bigint; 0 means busy.
+ * 2^52), else a bigint; 0 means busy (SharedMutex), or held without marks
+ * (FileLock, whose busy is null).
  */
 export type Grant = number | bigint;
 

@@ -1,7 +1,7 @@
 // Semaphore: at most `permits` permits held at once by every process and
 // worker that opens a name; permits of a holder that dies come back at once.
 import { fromNative, incompatible, teardownError } from './errors';
-import { type HandleOwner, LockHandle } from './handle';
+import { GrantHandle, type HandleOwner } from './handle';
 import {
   type NativeError,
   type NativeSemaphore,
@@ -31,23 +31,16 @@ export interface SemaphoreAcquireOptions {
   signal?: AbortSignal;
 }
 
-/** A held grant of `weight` permits. */
-export class SemaphoreHandle extends LockHandle {
+/**
+ * A held grant of `weight` permits; `token` and `ownerDied` (a holder died or
+ * was torn down while holding permits since the last report) as GrantHandle.
+ */
+export class SemaphoreHandle extends GrantHandle {
   readonly weight: number;
-  /** A holder died or was torn down while holding permits since the last report. */
-  readonly ownerDied: boolean;
-  private readonly _grant: number;
 
   constructor(owner: HandleOwner, weight: number, grant: SemaphoreGrant) {
-    super(owner, false);
+    super(owner, false, grant[0]);
     this.weight = weight;
-    this._grant = grant[0];
-    this.ownerDied = grant[0] % 2 === 1;
-  }
-
-  /** Fencing token: strictly increasing across all grants of the semaphore. */
-  get token(): bigint {
-    return BigInt(Math.floor(this._grant / 2));
   }
 }
 

@@ -3,7 +3,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { unlinkSync } from 'node:fs';
 import { fromNative, incompatible, systemError, teardownError } from './errors';
-import { type HandleOwner, LockHandle } from './handle';
+import { GrantHandle, type HandleOwner } from './handle';
 import {
   type Grant,
   type NativeError,
@@ -39,24 +39,10 @@ export interface MutexAcquireOptions {
   signal?: AbortSignal;
 }
 
-/** A held SharedMutex. */
-export class MutexHandle extends LockHandle {
-  /**
-   * The previous holder died or was torn down while holding: the shared
-   * state it guarded may be half-updated and needs repair.
-   */
-  readonly ownerDied: boolean;
-  private readonly _grant: Grant;
-
+/** A held SharedMutex: `token` and `ownerDied` (see GrantHandle). */
+export class MutexHandle extends GrantHandle {
   constructor(owner: HandleOwner, grant: Grant) {
-    super(owner, false);
-    this._grant = grant;
-    this.ownerDied = typeof grant === 'bigint' ? (grant & 1n) === 1n : grant % 2 === 1;
-  }
-
-  /** Fencing token (64-bit): strictly increasing across all acquisitions of the region. */
-  get token(): bigint {
-    return typeof this._grant === 'bigint' ? this._grant >> 1n : BigInt(Math.floor(this._grant / 2));
+    super(owner, false, grant);
   }
 }
 

@@ -9,6 +9,7 @@ Napi::Function LockFileObject::Init(Napi::Env env) {
                      {
                          InstanceMethod<&LockFileObject::Open>("open"),
                          InstanceMethod<&LockFileObject::Filesystem>("filesystem"),
+                         InstanceMethod<&LockFileObject::Marks>("marks"),
                          InstanceMethod<&LockFileObject::LockSync>("lockSync"),
                          InstanceMethod<&LockFileObject::LockAsync>("lockAsync"),
                          InstanceMethod<&LockFileObject::Close>("close"),
@@ -60,7 +61,7 @@ Napi::Value LockFileObject::FastTryLock(const Napi::CallbackInfo& info) {
   bool busy = false;
   Status s = obj->file_->try_lock(Request{Flag(info[1])}, &grant, &busy);
   if (!s.ok()) return ThrowStatus(info.Env(), s);
-  return Napi::Boolean::New(info.Env(), !busy);
+  return busy ? info.Env().Null() : GrantValue(info.Env(), grant);
 }
 
 Napi::Value LockFileObject::FastUnlock(const Napi::CallbackInfo& info) {
@@ -69,15 +70,15 @@ Napi::Value LockFileObject::FastUnlock(const Napi::CallbackInfo& info) {
   return obj->Unlock(info);
 }
 
-// lockSync(shared, timeoutMs) -> true: blocks this thread; timeoutMs < 0
-// waits forever. Anything but true is no grant (an env being torn down can
-// return without the error it could not throw).
+// lockSync(shared, timeoutMs) -> grant: blocks this thread; timeoutMs < 0
+// waits forever. undefined is no grant (an env being torn down can return
+// without the error it could not throw).
 Napi::Value LockFileObject::LockSync(const Napi::CallbackInfo& info) {
   if (!ExpectArgs(info, 2)) return info.Env().Undefined();
   Grant grant;
   Status s = LockOnJsThread(info.Env(), Request{Flag(info[0])}, info[1].As<Napi::Number>().DoubleValue(), &grant);
   if (!s.ok()) return ThrowStatus(info.Env(), s);
-  return Napi::Boolean::New(info.Env(), true);
+  return GrantValue(info.Env(), grant);
 }
 
 // lockAsync(shared, callback(errno, syscall, grant)) -> Wait. errno 0: granted.
@@ -104,6 +105,18 @@ static Napi::Value FilesystemValue(Napi::Env env, long f_type) {
   out.Set("type", Napi::Number::New(env, static_cast<double>(static_cast<uint32_t>(f_type))));
   const char* name = unsafe_filesystem_name(f_type);
   out.Set("name", name == nullptr ? env.Null() : Napi::String::New(env, name));
+  return out;
+}
+
+// marks() -> null, or why grants carry no marks (token 0): the failure as
+// errors.h makes it, with `region` and (refused for its owner) `ownerUid`.
+Napi::Value LockFileObject::Marks(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const FileMarks& marks = file_->marks();
+  if (marks.status().ok()) return env.Null();
+  Napi::Object out(env, StatusError(env, marks.status()));
+  out.Set("region", Napi::String::New(env, "/dev/shm/" + marks.name()));
+  out.Set("ownerUid", Napi::Number::New(env, marks.owner_uid()));
   return out;
 }
 

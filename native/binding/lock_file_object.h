@@ -13,7 +13,8 @@ namespace interlock {
 class LockFileObject : public LockObject<LockFileObject, LockFile> {
  public:
   static Napi::Function Init(Napi::Env env);
-  // Hot path by slot: fileTryLock(slot, shared) -> boolean, fileUnlock(slot).
+  // Hot path by slot: fileTryLock(slot, shared) -> grant, or null when busy;
+  // fileUnlock(slot).
   static Napi::Value FastTryLock(const Napi::CallbackInfo& info);
   static Napi::Value FastUnlock(const Napi::CallbackInfo& info);
   static Napi::Value FilesystemOf(const Napi::CallbackInfo& info);
@@ -31,6 +32,7 @@ class LockFileObject : public LockObject<LockFileObject, LockFile> {
  private:
   Napi::Value Open(const Napi::CallbackInfo& info);
   Napi::Value Filesystem(const Napi::CallbackInfo& info);
+  Napi::Value Marks(const Napi::CallbackInfo& info);
   Napi::Value LockSync(const Napi::CallbackInfo& info);
   Napi::Value LockAsync(const Napi::CallbackInfo& info);
   Napi::Value Unlock(const Napi::CallbackInfo& info);

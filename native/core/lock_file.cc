@@ -124,6 +124,7 @@ Status LockFile::open() {
   fd_ = fd;
   dev_ = st.st_dev;
   ino_ = st.st_ino;
+  marks_.open(fd, st, path_);
   return Status{};
 }
 
@@ -182,7 +183,12 @@ Status LockFile::lock_loop(int op, bool* busy, Flock&& do_flock) {
     if (!s.ok()) return s;
     Check check = Check::kSame;
     s = verify(&check);
-    if (s.ok() && check == Check::kSame) return s;
+    if (s.ok() && check == Check::kSame) {
+      bool shared = (op & LOCK_SH) != 0;
+      marks_.granted(shared, &grant_);
+      holding_ = shared ? Holding::kShared : Holding::kExclusive;
+      return s;
+    }
     // The file was unlinked or replaced while we waited: our lock guards an
     // inode nobody else will open. Drop it and lock the file now at path.
     ::flock(fd_, LOCK_UN);
@@ -206,14 +212,23 @@ Status LockFile::lock_timed(bool shared, int64_t deadline_ns) {
   return lock_loop(op, nullptr, [&](int fd, int o) { return flock_timed(fd, o, deadline_ns); });
 }
 
-Status LockFile::unlock() {
+Status LockFile::unlock(bool clean) {
   if (fd_ < 0) return Status{};
+  if (holding_ != Holding::kNone) marks_.released(holding_ == Holding::kShared, !clean && grant_.owner_died);
+  holding_ = Holding::kNone;
   return flock_until(fd_, LOCK_UN, nullptr, -1);
 }
 
 void LockFile::close() {
-  if (fd_ >= 0) ::close(fd_);  // closing the last fd of the description drops its lock
+  bool unlinked = false;
+  if (fd_ >= 0) {
+    struct stat st;
+    unlinked = fstat(fd_, &st) == 0 && st.st_nlink == 0;
+    ::close(fd_);  // closing the last fd of the description drops its lock
+  }
+  marks_.close(unlinked);
   fd_ = -1;
+  holding_ = Holding::kNone;
   checked_ = false;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "file_marks.h"
 #include "primitive.h"
 #include "status.h"
 
@@ -48,29 +49,44 @@ class LockFile {
   const std::string& path() const { return path_; }
 
   // Takes the lock without waiting. `*busy` is set when another holder has
-  // it. On success the fd is known to still be the file at `path`.
+  // it. On success the fd is known to still be the file at `path`, and
+  // grant() says what the marks say (see file_marks.h).
   Status try_lock(bool shared, bool* busy);
   // Blocks until granted, cancelled or past the deadline (see flock_until).
   Status lock(bool shared, const std::atomic<bool>* cancel, int64_t deadline_ns);
   // lock() on the calling thread with a timeout (for acquireSync).
   Status lock_timed(bool shared, int64_t deadline_ns);
-  Status unlock();
+  // `clean`: the holder is done (its mark is cleared). Not clean: nobody used
+  // the grant, so owner-death news it took stays for the next holder.
+  Status unlock(bool clean = true);
+  // Drops the lock with the fd and leaves the marks as they are: the next
+  // holder hears that this one did not release (teardown, close() while held).
   void close();
+
+  // The last grant's token and owner-death news (token 0: no marks).
+  const Grant& grant() const { return grant_; }
+  const FileMarks& marks() const { return marks_; }
 
   // The primitive interface (primitive.h): flock is held by the open file
   // description, not by a thread, so a won wait needs no parked thread.
   using Held = Grant;
   static constexpr bool kParks = false;
   static constexpr const char* kCall = "flock";
-  Status try_lock(const Request& r, Grant*, bool* busy) { return try_lock(r.shared, busy); }
-  Status lock(const Request& r, Grant*, const std::atomic<bool>* cancel, int64_t deadline_ns) {
-    return lock(r.shared, cancel, deadline_ns);
+  Status try_lock(const Request& r, Grant* g, bool* busy) { return granted(try_lock(r.shared, busy), g, *busy); }
+  Status lock(const Request& r, Grant* g, const std::atomic<bool>* cancel, int64_t deadline_ns) {
+    return granted(lock(r.shared, cancel, deadline_ns), g);
   }
-  Status lock_timed(const Request& r, Grant*, int64_t deadline_ns) { return lock_timed(r.shared, deadline_ns); }
+  Status lock_timed(const Request& r, Grant* g, int64_t deadline_ns) {
+    return granted(lock_timed(r.shared, deadline_ns), g);
+  }
   Status adopt(const Request&, Grant*) { return Status{}; }
-  void undo(const Request&, const Grant&) { unlock(); }
+  void undo(const Request&, const Grant&) { unlock(false); }
 
  private:
+  Status granted(Status s, Grant* g, bool busy = false) {
+    if (s.ok() && !busy) *g = grant_;
+    return s;
+  }
   enum class Check { kSame, kReplaced };
   // Whether the locked inode is still the file at `path` (see lock_file.cc).
   Status verify(Check* out);
@@ -87,6 +103,10 @@ class LockFile {
   long fs_type_ = 0;
   bool checked_ = false;      // the path lookup's answer is cached
   timespec checked_ctime_{};  // ...for as long as the inode's ctime is this
+  enum class Holding { kNone, kExclusive, kShared };
+  Holding holding_ = Holding::kNone;
+  Grant grant_;
+  FileMarks marks_;
   static constexpr int64_t kCtimeSettleNs = 100 * 1000 * 1000;
 };
 

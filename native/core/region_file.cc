@@ -142,6 +142,15 @@ Status RegionFile::open_fd(int fd, const std::string& path, const RegionSpec& sp
 }
 
 Status RegionFile::map_checked(int fd, const std::string& path, const RegionSpec& spec, RegionInit init, void* arg) {
+  // Another user's file is refused before we wait for its flock: a squatter
+  // holding it exclusively must not stall us for kOpenWaitMs.
+  struct stat early;
+  if (fstat(fd, &early) != 0) return Status::fail("fstat");
+  if (!spec.allow_foreign_owner && early.st_uid != geteuid()) {
+    file_uid_ = early.st_uid;
+    file_mode_ = early.st_mode & 07777;
+    return Status{ErrorKind::kForeignOwner, "open"};
+  }
   Status st = flock_until(fd, LOCK_EX | LOCK_NB, nullptr, kNoDeadline);
   bool alone = st.ok();
   if (st.error == -EWOULDBLOCK) {

@@ -34,7 +34,7 @@ namespace interlock {
 // A region refused or lost says why with Status::kind (status.h): kIncompatible,
 // kDamaged, kOtherKind, kOtherPidNs, kForeignOwner, kTooOpen, kBroken, kGuardFull.
 
-enum class RegionKind : uint32_t { kMutex = 1, kSemaphore = 2, kLockTable = 3 };
+enum class RegionKind : uint32_t { kMutex = 1, kSemaphore = 2, kLockTable = 3, kFileMarks = 4 };
 
 struct RegionHeader {
   uint64_t magic;
