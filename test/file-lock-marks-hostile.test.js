@@ -9,7 +9,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const { FileLock, SharedMutex } = require('..');
-const { killChildren, othersCanLock, startTracked, tmpDir, within } = require('./helpers');
+const { killChildren, othersCanLock, startTracked, tmpDir, within } = require('./support/helpers');
 const { marksRegionOf: regionOf } = require('./support/file-marks');
 
 const ROOT = path.join(__dirname, '..');

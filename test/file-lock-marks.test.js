@@ -9,7 +9,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { FileLock } = require('..');
-const { killChildren, tmpDir, waitFor } = require('./helpers');
+const { killChildren, tmpDir, waitFor } = require('./support/helpers');
 const { marksRegionOf: regionOf } = require('./support/file-marks');
 const { holderProcess, holderWorker } = require('./fixtures/mutex-driver');
 
