@@ -67,6 +67,14 @@ bool names_gone_file(int fd, const std::string& name) {
   return birth_of(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW) != s.birth_ns;
 }
 
+// Whether `name` still names the file we flocked as `st` (another pruner may
+// have removed it and an opener made a new region under the name since).
+bool still_named(int dirfd, const char* name, const struct stat& st) {
+  struct stat now;
+  return syscall(SYS_newfstatat, dirfd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_dev == st.st_dev &&
+         now.st_ino == st.st_ino;
+}
+
 }  // namespace
 
 uint64_t birth_time_ns(int fd) { return birth_of(fd, "", AT_EMPTY_PATH); }
@@ -100,7 +108,10 @@ void FileMarks::close(bool unlinked) {
   std::string path = "/dev/shm/" + name_;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return;
-  if (flock(fd, LOCK_EX | LOCK_NB) == 0) unlink(path.c_str());
+  struct stat st;
+  if (fstat(fd, &st) == 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && still_named(AT_FDCWD, path.c_str(), st)) {
+    unlink(path.c_str());
+  }
   ::close(fd);
 }
 
@@ -162,7 +173,8 @@ int FileMarks::prune(const std::string& keep) {
     // Ours, and nobody maps it (every user holds a shared flock) or is
     // creating it: then nobody can start to while we hold this one.
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-        names_gone_file(fd, e->d_name) && unlinkat(dirfd(dir), e->d_name, 0) == 0) {
+        names_gone_file(fd, e->d_name) && still_named(dirfd(dir), e->d_name, st) &&
+        unlinkat(dirfd(dir), e->d_name, 0) == 0) {
       ++removed;
     }
     ::close(fd);
