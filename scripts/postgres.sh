@@ -11,6 +11,8 @@ set -euo pipefail
 
 STATE="${INTERLOCK_POSTGRES_STATE:-${TMPDIR:-/tmp}/interlock-postgres-$(id -u).dir}"
 
+source "$(dirname "${BASH_SOURCE[0]}")/lib-server.sh"
+
 log() { echo "postgres.sh: $*" >&2; }
 
 bindir() {
@@ -20,19 +22,7 @@ bindir() {
   echo "$dir"
 }
 
-install_postgres() {
-  bindir >/dev/null && return
-  log "installing postgresql"
-  # Keep the package's init script from creating and starting a system cluster.
-  local policy=/usr/sbin/policy-rc.d added=0
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added=1
-  fi
-  local rc=0
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql >&2 || rc=$?
-  ((added)) && rm -f "$policy"
-  return "$rc"
-}
+install_postgres() { install_quietly postgresql 'bindir'; }
 
 # Runs a command as the cluster's owner: ourselves, or nobody when we are root.
 as_owner() {
@@ -41,10 +31,6 @@ as_owner() {
   else
     "$@"
   fi
-}
-
-free_port() {
-  node -e "const s = require('node:net').createServer().listen(0, '127.0.0.1', () => { console.log(s.address().port); s.close(); });"
 }
 
 start() {

@@ -10,25 +10,11 @@ set -euo pipefail
 
 STATE="${INTERLOCK_REDIS_STATE:-${TMPDIR:-/tmp}/interlock-redis-$(id -u).dir}"
 
+source "$(dirname "${BASH_SOURCE[0]}")/lib-server.sh"
+
 log() { echo "redis.sh: $*" >&2; }
 
-install_redis() {
-  command -v redis-server >/dev/null && return
-  log "installing redis-server"
-  # Keep the package's init script from starting a system-wide instance.
-  local policy=/usr/sbin/policy-rc.d added=0
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added=1
-  fi
-  local rc=0
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server >&2 || rc=$?
-  ((added)) && rm -f "$policy"
-  return "$rc"
-}
-
-free_port() {
-  node -e "const s = require('node:net').createServer().listen(0, '127.0.0.1', () => { console.log(s.address().port); s.close(); });"
-}
+install_redis() { install_quietly redis-server 'command -v redis-server'; }
 
 running() {
   [[ -f $STATE ]] || return 1

@@ -8,7 +8,7 @@ const os = require('node:os');
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const assert = require('node:assert/strict');
-const { startFixture, startTracked } = require('./helpers');
+const { sleep, startFixture, startTracked } = require('./helpers');
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -127,4 +127,32 @@ async function assertExclusion(kind, url, dir) {
   assert.ok(control < 4 * n, `no lock yet ${control} of ${4 * n}: the race did not happen`);
 }
 
-module.exports = { freePort, startRedis, startPostgres, serverFor, needServer, assertExclusion };
+/**
+ * The basic cycle of a remote lock: a grant with a bigint token, a second
+ * acquire that waits while it is held and gets it within 500 ms of the
+ * release (woken, not by a lease running out) with a larger token, and
+ * nothing held after. `held()` looks from another client.
+ */
+async function assertHandoff(lock, held) {
+  const first = await lock.acquire();
+  assert.equal(typeof first.token, 'bigint');
+  assert.equal(await held(), true);
+  let grantedAt = 0;
+  const waiter = lock.acquire().then((h) => {
+    grantedAt = performance.now();
+    return h;
+  });
+  await sleep(100);
+  assert.equal(grantedAt, 0, 'the waiter got the lock while it was held');
+  const releasedAt = performance.now();
+  await first.release();
+  const second = await waiter;
+  assert.ok(second.token > first.token, `${second.token} after ${first.token}`);
+  assert.ok(grantedAt - releasedAt < 500, `granted ${grantedAt - releasedAt} ms after release`);
+  await second[Symbol.asyncDispose]();
+  assert.equal(second.released, true);
+  assert.equal(await held(), false);
+  await first.release(); // idempotent
+}
+
+module.exports = { freePort, startRedis, startPostgres, serverFor, needServer, assertExclusion, assertHandoff };

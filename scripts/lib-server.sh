@@ -1,0 +1,23 @@
+# Shared by scripts/redis.sh and scripts/postgres.sh (sourced): the parts of
+# starting a throwaway server that do not depend on which server it is.
+
+# Installs Debian package $1 (root, apt) if the command check $2 fails,
+# without letting its init script start a system-wide instance.
+install_quietly() {
+  local pkg=$1 check=$2
+  eval "$check" >/dev/null 2>&1 && return
+  log "installing $pkg"
+  local policy=/usr/sbin/policy-rc.d added=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added=1
+  fi
+  local rc=0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$pkg" >&2 || rc=$?
+  ((added)) && rm -f "$policy"
+  return "$rc"
+}
+
+# A loopback port free right now (the server may still lose it: retry).
+free_port() {
+  node -e "const s = require('node:net').createServer().listen(0, '127.0.0.1', () => { console.log(s.address().port); s.close(); });"
+}
