@@ -169,6 +169,8 @@ function report(u, c, h) {
     '',
     `\`npm run bench:remote${QUICK ? ' -- --quick' : ''}\` on ${os.cpus().length} cores, load ${load} at the end,`,
     `redis-server and PostgreSQL on loopback; medians of ${REPS} reps (min–max). ${new Date().toISOString().slice(0, 10)}.`,
+    'A load well above the core count means other builds and tests shared the machine: every hop between processes',
+    'then waits for a core, so compare rows within one run, not with runs elsewhere.',
     '',
     `Uncontended acquire + release, ${PAIRS} pairs per rep. Round trips are the requests the client sent per pair`,
     '(a Lua script is one; a PostgreSQL query is one).',
