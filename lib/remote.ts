@@ -3,7 +3,7 @@
 // abort) and the errors. A backend only grants and ungrants.
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AbortError, LockError, withStack } from './errors';
 import { FileLock } from './file-lock';
@@ -132,7 +132,7 @@ export function serverError(server: string, name: string, cause: unknown): LockE
 
 export function remoteTimeoutError(name: string, ms: number, syscall: string): LockError {
   return new LockError('ETIMEDOUT', `ETIMEDOUT: lock '${name}' not acquired within ${ms} ms`, {
-    errno: -110,
+    errno: -osConstants.errno.ETIMEDOUT,
     syscall,
   });
 }
