@@ -5,6 +5,7 @@ import { constants as osConstants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
 import { type NativeError, native } from './native';
 
+/** The optional parts of a LockError: a system error's fields and a cause. */
 export interface LockErrorFields {
   errno?: number;
   syscall?: string;
@@ -12,12 +13,22 @@ export interface LockErrorFields {
   cause?: unknown;
 }
 
+/**
+ * Every failure that is not a bad argument: timeouts, aborts, refused
+ * regions, closed locks and errors from the kernel. Shaped like Node's fs
+ * errors, so code that handles those handles these.
+ */
 export class LockError extends Error {
+  /** What went wrong, to branch on: an errno name (`'ETIMEDOUT'`, `'EACCES'`) or an `ERR_*` code. */
   readonly code: string;
+  /** The negative errno, for a system error (as Node's fs errors carry it). */
   readonly errno?: number;
+  /** The call that failed (`'open'`, `'flock'`, `'posix_fallocate'`), for a system error. */
   readonly syscall?: string;
+  /** The lock file or `/dev/shm` region the error is about, when there is one. */
   readonly path?: string;
 
+  /** @internal Made by interlock only; the class is exported for `instanceof`. */
   constructor(code: string, message: string, fields: LockErrorFields = {}) {
     super(message, fields.cause === undefined ? undefined : { cause: fields.cause });
     this.name = 'LockError';

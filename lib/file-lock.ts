@@ -9,6 +9,7 @@ import { QueuedLock, QueueTable } from './queued-lock';
 import { type FileStatus, fileStatus } from './status';
 import { validateBoolean, validateMode, validateObject, validatePath } from './validate';
 
+/** The options of `new FileLock()`. */
 export interface FileLockOptions {
   /** Permission bits if the file is created. Default 0o600. */
   mode?: number;
@@ -22,15 +23,21 @@ export interface FileLockOptions {
   allowUnsafeFilesystem?: boolean;
 }
 
+/** How `acquire()` and `run()` wait for a FileLock. */
 export interface AcquireOptions {
+  /** Ask for a shared lock: any number of shared holders, or one exclusive. */
   shared?: boolean;
   /** Milliseconds to wait before rejecting with ETIMEDOUT. */
   timeout?: number;
+  /** Stops the wait with an AbortError whose `cause` is the signal's reason. */
   signal?: AbortSignal;
 }
 
+/** How `acquireSync()` and `runSync()` wait: on this thread, so no signal. */
 export interface AcquireSyncOptions {
+  /** Ask for a shared lock: any number of shared holders, or one exclusive. */
   shared?: boolean;
+  /** Milliseconds to block before throwing ETIMEDOUT. */
   timeout?: number;
 }
 
@@ -160,13 +167,22 @@ function absolute(p: string | Buffer): string | Buffer {
   return Buffer.concat([Buffer.from(`${process.cwd()}/`), p]);
 }
 
+/**
+ * A lock on a file with flock(2), held across processes, worker threads and
+ * async tasks, and seen by every other flock user (flock(1), Python,
+ * Rust). Exclusive by default, or shared. Tasks of one thread wait in a FIFO
+ * queue; only its head waits in the kernel, on a thread of its own.
+ */
 export class FileLock extends QueuedLock<
   Grant,
   FileLockHandle,
   boolean,
   AcquireOptions,
   AcquireSyncOptions,
-  { shared?: boolean }
+  {
+    /** Ask for a shared lock: any number of shared holders, or one exclusive. */
+    shared?: boolean;
+  }
 > {
   /** The absolute path of the lock file. */
   readonly path: string;

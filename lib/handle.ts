@@ -104,18 +104,25 @@ function track(handle: LockHandle): void {
   }
 }
 
+/**
+ * One held acquisition. Release it exactly once: by hand, with `using`, or
+ * by letting `run()` do it. Dropped unreleased, it is released when
+ * garbage-collected, with a process warning naming the lock.
+ */
 export class LockHandle {
   /** Whether this handle holds the lock in shared mode. */
   readonly shared: boolean;
   /** @internal What the lock keeps of this handle (a plain field: the hot path reads it). */
   readonly _hold: Hold;
 
+  /** @internal Handles are made by acquisitions only. */
   constructor(owner: HandleOwner, shared: boolean) {
     this.shared = shared;
     this._hold = { owner, shared, site: captureSites ? acquiredHere() : undefined };
     track(this);
   }
 
+  /** True once released, by `release()`, disposal or `close()` of its lock. */
   get released(): boolean {
     return this._hold.owner === undefined;
   }
@@ -125,10 +132,12 @@ export class LockHandle {
     releaseHold(this._hold);
   }
 
+  /** `release()`, for `using`. */
   [Symbol.dispose](): void {
     this.release();
   }
 
+  /** `release()`, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     this.release();
     return Promise.resolve();

@@ -112,10 +112,18 @@ export interface NativeSharedMutex {
   info(): RegionInfo;
 }
 
+/**
+ * The header of a SharedMutex region, as `info()` and `SharedMutex.inspect()`
+ * read it: who holds it, its fencing token and its health.
+ */
 export interface RegionInfo {
+  /** Bytes of shared data (`options.dataSize` of its creator). */
   dataSize: number;
+  /** The fencing token of the latest acquisition (0n before the first). */
   token: bigint;
+  /** Initialised: false only while a creator sets it up, or after it died doing so. */
   ready: boolean;
+  /** The last holder did not release cleanly (died, or its worker ended): the next one gets ownerDied. */
   dirty: boolean;
   /**
    * A user lost writes to the region (its file was cut under it): every use is
@@ -124,7 +132,9 @@ export interface RegionInfo {
   broken: boolean;
   /** Made in this process's PID namespace (else it is refused). */
   samePidNamespace: boolean;
+  /** The holder's process id, or 0 when it is free. */
   holderPid: number;
+  /** The holder's thread id (the kernel's, as robust mutexes name owners), or 0. */
   holderTid: number;
   /** ms since the epoch (CLOCK_REALTIME) of the current holder's acquisition. */
   acquiredAt: number;
@@ -135,6 +145,7 @@ export interface RegionInfo {
   handoff: boolean;
   /** How many times a starving waiter was given a turn since the region was made. */
   handoffs: number;
+  /** Who made it: libc, architecture and type sizes; a region of another is refused. */
   abi: string;
 }
 
@@ -151,7 +162,9 @@ export interface NativeSemaphore {
   info(): SemaphoreInfo;
 }
 
+/** A Semaphore's state, from `info()`: its size, what is free and who holds the rest. */
 export interface SemaphoreInfo {
+  /** The most that can be held at once (`options.permits`). */
   permits: number;
   /** Permits free now, as the kernel counts them. */
   available: number;
@@ -162,6 +175,15 @@ export interface SemaphoreInfo {
   waiting: number;
   /** Grants made to a queued waiter since the semaphore was made. */
   handoffs: number;
-  /** `since`: ms since the epoch (CLOCK_REALTIME) of the acquisition. */
-  holders: { pid: number; tid: number; weight: number; since: number }[];
+  /** Every grant held now, by any process or thread. */
+  holders: {
+    /** The holder's process id. */
+    pid: number;
+    /** The holder's thread id (the kernel's). */
+    tid: number;
+    /** Permits it holds. */
+    weight: number;
+    /** ms since the epoch (CLOCK_REALTIME) of the acquisition. */
+    since: number;
+  }[];
 }

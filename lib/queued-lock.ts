@@ -130,6 +130,7 @@ export abstract class QueuedLock<G, H extends LockHandle, M, A, S, T> {
     return runHeld(this.acquire(options), fn);
   }
 
+  /** Acquires with `acquireSync`, calls `fn` with the handle, and always releases. */
   runSync<R>(fn: (handle: H) => R, options?: S): R {
     validateFunction(fn, 'fn');
     return runHeldSync(this.acquireSync(options), fn);
@@ -144,6 +145,7 @@ export abstract class QueuedLock<G, H extends LockHandle, M, A, S, T> {
     queue?.closeOwner(this);
   }
 
+  /** True once `close()` has been called: every later use throws ERR_LOCK_CLOSED. */
   get closed(): boolean {
     return this.#closed;
   }

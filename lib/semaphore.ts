@@ -17,6 +17,7 @@ import { validateInteger, validateMode, validateObject } from './validate';
 
 const MAX_PERMITS = 32767; // SEMVMX: the largest value of a System V semaphore
 
+/** The options of `new Semaphore()`. */
 export interface SemaphoreOptions {
   /** How many permits exist (1 to 32767); every opener must agree. */
   permits: number;
@@ -24,10 +25,13 @@ export interface SemaphoreOptions {
   mode?: number;
 }
 
+/** How a Semaphore's `acquire()` and `run()` take permits and wait. */
 export interface SemaphoreAcquireOptions {
   /** Permits to take at once, 1 to `permits`. Default 1. */
   weight?: number;
+  /** Milliseconds to wait before rejecting with ETIMEDOUT. */
   timeout?: number;
+  /** Stops the wait with an AbortError whose `cause` is the signal's reason. */
   signal?: AbortSignal;
 }
 
@@ -36,8 +40,10 @@ export interface SemaphoreAcquireOptions {
  * was torn down while holding permits since the last report) as GrantHandle.
  */
 export class SemaphoreHandle extends GrantHandle {
+  /** Permits this handle holds. */
   readonly weight: number;
 
+  /** @internal Handles are made by acquisitions only. */
   constructor(owner: HandleOwner, weight: number, grant: SemaphoreGrant) {
     super(owner, false, grant[0]);
     this.weight = weight;
@@ -119,10 +125,20 @@ export class Semaphore extends QueuedLock<
   SemaphoreHandle,
   number,
   SemaphoreAcquireOptions,
-  { weight?: number; timeout?: number },
-  { weight?: number }
+  {
+    /** Permits to take at once, 1 to `permits`. Default 1. */
+    weight?: number;
+    /** Milliseconds to block before throwing ETIMEDOUT. */
+    timeout?: number;
+  },
+  {
+    /** Permits to take at once, 1 to `permits`. Default 1. */
+    weight?: number;
+  }
 > {
+  /** The semaphore's name, under /dev/shm. */
   readonly name: string;
+  /** How many permits exist. */
   readonly permits: number;
   readonly #backend: SemaphoreBackend;
 

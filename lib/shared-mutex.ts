@@ -17,6 +17,7 @@ import { QueuedLock, QueueTable } from './queued-lock';
 import { regionPath, validateName } from './region';
 import { invalidValue, validateBoolean, validateInteger, validateMode, validateObject } from './validate';
 
+/** The options of `new SharedMutex()`. */
 export interface SharedMutexOptions {
   /** Bytes of shared data after the header, exposed as `data`. Default 0. */
   dataSize?: number;
@@ -34,13 +35,17 @@ export interface SharedMutexOptions {
   allowForeignOwner?: boolean;
 }
 
+/** How a SharedMutex's `acquire()` and `run()` wait. */
 export interface MutexAcquireOptions {
+  /** Milliseconds to wait before rejecting with ETIMEDOUT. */
   timeout?: number;
+  /** Stops the wait with an AbortError whose `cause` is the signal's reason. */
   signal?: AbortSignal;
 }
 
 /** A held SharedMutex: `token` and `ownerDied` (see GrantHandle). */
 export class MutexHandle extends GrantHandle {
+  /** @internal Handles are made by acquisitions only. */
   constructor(owner: HandleOwner, grant: Grant) {
     super(owner, false, grant);
   }
@@ -136,14 +141,24 @@ const table = new QueueTable<Grant, MutexHandle, boolean, MutexBackend>(
   (owner, _shared, grant) => new MutexHandle(owner, grant),
 );
 
+/**
+ * A robust process-shared mutex in the region /dev/shm/<name>, with bytes
+ * of shared data beside it: one holder at a time across every process and
+ * worker that opens the name, and `ownerDied` for the next holder when one
+ * dies holding it.
+ */
 export class SharedMutex extends QueuedLock<
   Grant,
   MutexHandle,
   boolean,
   MutexAcquireOptions,
-  { timeout?: number },
+  {
+    /** Milliseconds to block before throwing ETIMEDOUT. */
+    timeout?: number;
+  },
   undefined
 > {
+  /** The region's name, under /dev/shm. */
   readonly name: string;
   readonly #backend: MutexBackend;
 
