@@ -156,6 +156,7 @@ export class GrantHandle extends LockHandle {
   readonly ownerDied: boolean;
   private readonly _grant: Grant;
 
+  /** @internal Handles are made by acquisitions only. */
   constructor(owner: HandleOwner, shared: boolean, grant: Grant) {
     super(owner, shared);
     this._grant = grant;
