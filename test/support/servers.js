@@ -92,7 +92,7 @@ function needServer(ctx, server) {
  * "hosts" with a machine-local lock dir each. Returns the final count.
  */
 async function countAcross(kind, url, name, file, n, localDirs) {
-  fs.writeFileSync(file, '0');
+  fs.writeFileSync(file, '00000000');
   const kids = [0, 1, 2, 3].map((i) => {
     const args = ['count', kind, url, name, file, `${n}`];
     if (localDirs) args.push(localDirs[i % 2]);
