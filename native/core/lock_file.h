@@ -72,7 +72,10 @@ class LockFile {
   using Held = Grant;
   static constexpr bool kParks = false;
   static constexpr const char* kCall = "flock";
-  Status try_lock(const Request& r, Grant* g, bool* busy) { return granted(try_lock(r.shared, busy), g, *busy); }
+  Status try_lock(const Request& r, Grant* g, bool* busy) {
+    Status s = try_lock(r.shared, busy);  // before *busy is read
+    return granted(s, g, *busy);
+  }
   Status lock(const Request& r, Grant* g, const std::atomic<bool>* cancel, int64_t deadline_ns) {
     return granted(lock(r.shared, cancel, deadline_ns), g);
   }
