@@ -7,25 +7,34 @@ import type { Grant } from './native';
 export interface HandleOwner {
   /** The lock file, or the region under /dev/shm: what warnings name. */
   readonly path: string;
-  releaseHandle(hold: Hold): void;
+  /** `held` is the handle itself, or its Hold once swept (see sweepSoon). */
+  releaseHandle(held: LockHandle | Hold): void;
+  /** Swaps every handle it holds for the handle's Hold (see demote). */
+  sweep(): void;
 }
 
 /**
- * What the owner keeps of a handle, so that the handle itself can be
- * collected: `owner` is cleared by the first release, whoever makes it.
+ * What the owner keeps of a handle that outlived its first turn, so that the
+ * handle itself can be collected: `owner` is cleared by the first release,
+ * whoever makes it.
  */
 export interface Hold {
   owner: HandleOwner | undefined;
   readonly shared: boolean;
   /** Where it was acquired, when known (see captureSites). */
-  site: Error | undefined;
+  readonly site: Error | undefined;
 }
 
-export function releaseHold(hold: Hold): void {
-  const owner = hold.owner;
+/** Releases what an owner holds, a handle or a Hold (close() of an instance). */
+export function releaseHeld(held: LockHandle | Hold): void {
+  if (held instanceof LockHandle) {
+    held.release();
+    return;
+  }
+  const owner = held.owner;
   if (owner === undefined) return;
-  hold.owner = undefined;
-  owner.releaseHandle(hold);
+  held.owner = undefined;
+  owner.releaseHandle(held);
 }
 
 function dropped(hold: Hold): void {
@@ -33,7 +42,7 @@ function dropped(hold: Hold): void {
   if (path === undefined) return; // released in time
   let failure = '';
   try {
-    releaseHold(hold);
+    releaseHeld(hold);
   } catch (err) {
     failure = ` Releasing it failed: ${(err as Error)?.message ?? err}.`;
   }
@@ -60,14 +69,14 @@ function firstOutsideFrame(site: Error): string {
 
 const collected = new FinalizationRegistry<Hold>(dropped);
 
-// Registering every handle with the FinalizationRegistry would cost more than
-// a whole SharedMutex acquisition, and almost every handle is released within
-// the same turn of the event loop. So new handles wait in a fixed ring, and a
-// sweep (the next macrotask, or when the ring is full) registers only those
-// still held, and empties the ring so that it keeps nothing alive.
-const SWEEP_AT = 256;
-const young: (LockHandle | undefined)[] = new Array(SWEEP_AT).fill(undefined);
-let youngCount = 0;
+// Registering every handle with the FinalizationRegistry, or even allocating
+// a Hold for it, would cost a good part of a whole SharedMutex acquisition,
+// and almost every handle is released within the same turn of the event
+// loop. So a lock keeps its new handles themselves, strongly; a sweep (the
+// next macrotask, or every SWEEP_AT grants of one lock) swaps those still held
+// for a Hold and registers them, so that from then on nothing keeps them alive.
+export const SWEEP_AT = 256;
+const fresh: HandleOwner[] = [];
 let sweepPending = false;
 
 /** Record where each acquisition happens (costly): with --trace-warnings. */
@@ -80,28 +89,27 @@ function tracingWarnings(): boolean {
   );
 }
 
-function sweep(): void {
-  for (let i = 0; i < youngCount; i++) {
-    const handle = young[i] as LockHandle;
-    young[i] = undefined;
-    if (handle._hold.owner !== undefined) collected.register(handle, handle._hold);
-  }
-  youngCount = 0;
-  captureSites = tracingWarnings();
-}
-
-function sweepLater(): void {
+function sweepAll(): void {
   sweepPending = false;
-  sweep();
+  captureSites = tracingWarnings();
+  for (const owner of fresh.splice(0)) owner.sweep();
 }
 
-function track(handle: LockHandle): void {
-  young[youngCount++] = handle;
-  if (youngCount === SWEEP_AT) sweep();
-  else if (!sweepPending) {
+/** `owner` got its first handle since its last sweep: sweep it at the next macrotask. */
+export function sweepSoon(owner: HandleOwner): void {
+  fresh.push(owner);
+  if (!sweepPending) {
     sweepPending = true;
-    setImmediate(sweepLater).unref();
+    setImmediate(sweepAll).unref();
   }
+}
+
+/** The Hold that stands for a handle still held after its first turn; registers the handle. */
+export function demote(handle: LockHandle): Hold {
+  const hold: Hold = { owner: handle._owner, shared: handle.shared, site: handle._site };
+  handle._hold = hold;
+  collected.register(handle, hold);
+  return hold;
 }
 
 /**
@@ -112,24 +120,38 @@ function track(handle: LockHandle): void {
 export class LockHandle {
   /** Whether this handle holds the lock in shared mode. */
   readonly shared: boolean;
-  /** @internal What the lock keeps of this handle (a plain field: the hot path reads it). */
-  readonly _hold: Hold;
+  /** @internal The lock, until this handle is released. */
+  _owner: HandleOwner | undefined;
+  /** @internal What the lock keeps instead of this handle once swept. */
+  _hold: Hold | undefined;
+  /** @internal Where it was acquired, when known. */
+  _site: Error | undefined;
 
   /** @internal Handles are made by acquisitions only. */
   constructor(owner: HandleOwner, shared: boolean) {
     this.shared = shared;
-    this._hold = { owner, shared, site: captureSites ? acquiredHere() : undefined };
-    track(this);
+    this._owner = owner;
+    this._hold = undefined;
+    this._site = captureSites ? acquiredHere() : undefined;
   }
 
   /** True once released, by `release()`, disposal or `close()` of its lock. */
   get released(): boolean {
-    return this._hold.owner === undefined;
+    return this._owner === undefined || (this._hold !== undefined && this._hold.owner === undefined);
   }
 
   /** Releases the lock. Idempotent: later calls do nothing. */
   release(): void {
-    releaseHold(this._hold);
+    const owner = this._owner;
+    if (owner === undefined) return;
+    this._owner = undefined;
+    const hold = this._hold;
+    if (hold === undefined) {
+      owner.releaseHandle(this);
+    } else if (hold.owner !== undefined) {
+      hold.owner = undefined;
+      owner.releaseHandle(hold);
+    }
   }
 
   /** `release()`, for `using`. */

@@ -5,7 +5,7 @@
 // A request's `mode` is what it asks the OS for: `shared` (a boolean) for
 // FileLock and SharedMutex, a weight for Semaphore.
 import { AbortError, closedError, deadlockError, timeoutError, withStack } from './errors';
-import { type HandleOwner, type Hold, type LockHandle, releaseHold } from './handle';
+import { demote, type HandleOwner, type Hold, LockHandle, releaseHeld, SWEEP_AT, sweepSoon } from './handle';
 import { ECANCELED, type NativeError, type NativeWait, type WaitCallback } from './native';
 
 /** What a lock kind provides; errors thrown are already LockErrors. */
@@ -60,13 +60,15 @@ export class LockQueue<G, H extends LockHandle, M = boolean> implements HandleOw
   readonly #perRequest: boolean;
   readonly #onClosed: () => void;
   // Current holds, their instances and grants, in parallel arrays: an
-  // exclusive lock has one, so this beats a Map on the hot path. Holds, not
-  // handles, so that a dropped handle can be collected (see handle.ts).
-  readonly #held: Hold[] = [];
+  // exclusive lock has one, so this beats a Map on the hot path. A handle is
+  // kept itself until swept, then as its Hold, so that a dropped handle can
+  // be collected (see handle.ts).
+  readonly #held: (LockHandle | Hold)[] = [];
   readonly #heldBy: object[] = [];
   readonly #grants: G[] = [];
   readonly #queue: Request<H, M>[] = [];
   #heldShared = false;
+  #young = 0; // grants since the last sweep
   #wait: PendingWait<M> | null = null;
   #closed = false;
 
@@ -149,13 +151,13 @@ export class LockQueue<G, H extends LockHandle, M = boolean> implements HandleOw
     });
   }
 
-  releaseHandle(hold: Hold): void {
-    const index = this.#held.indexOf(hold);
+  releaseHandle(held: LockHandle | Hold): void {
+    const index = this.#held.indexOf(held);
     if (index < 0) return;
     const last = this.#held.length - 1;
     const grant = this.#grants[index] as G;
     if (index !== last) {
-      this.#held[index] = this.#held[last] as Hold;
+      this.#held[index] = this.#held[last] as LockHandle | Hold;
       this.#heldBy[index] = this.#heldBy[last] as object;
       this.#grants[index] = this.#grants[last] as G;
     }
@@ -178,15 +180,31 @@ export class LockQueue<G, H extends LockHandle, M = boolean> implements HandleOw
     const held = [...this.#held];
     const heldBy = [...this.#heldBy];
     for (let i = 0; i < held.length; i++) {
-      if (heldBy[i] === owner) releaseHold(held[i] as Hold);
+      if (heldBy[i] === owner) releaseHeld(held[i] as LockHandle | Hold);
     }
     this.refs--;
     this.#maybeClose();
   }
 
+  sweep(): void {
+    this.#demoteAll();
+    this.#young = 0;
+  }
+
+  #demoteAll(): void {
+    const held = this.#held;
+    for (let i = 0; i < held.length; i++) {
+      const h = held[i];
+      if (h instanceof LockHandle) held[i] = demote(h);
+    }
+  }
+
   #grant(owner: object, mode: M, grant: G): H {
+    if (this.#young === 0) sweepSoon(this);
+    else if (this.#young % SWEEP_AT === 0) this.#demoteAll(); // a long synchronous stretch
+    this.#young++;
     const handle = this.#makeHandle(this, mode, grant);
-    this.#held.push(handle._hold);
+    this.#held.push(handle);
     this.#heldBy.push(owner);
     this.#grants.push(grant);
     this.#heldShared = (mode as unknown) === true;
@@ -199,7 +217,7 @@ export class LockQueue<G, H extends LockHandle, M = boolean> implements HandleOw
 
   #settle(req: Request<H, M>, handle: H): void {
     this.#forget(req);
-    handle._hold.site ??= req.site; // captured anyway for late errors
+    handle._site ??= req.site; // captured anyway for late errors
     req.resolve(handle);
   }
 

@@ -8,7 +8,8 @@
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
-const { skipBecause, tmpDir, FIXTURES } = require('./support/helpers');
+const { FileLock, Semaphore, SharedMutex } = require('..');
+const { skipBecause, tmpDir, FIXTURES, othersCanLock } = require('./support/helpers');
 
 function runDropper(flags) {
   const prefix = `interlock-gc-${process.pid}-${Math.random().toString(36).slice(2)}`;
@@ -46,6 +47,48 @@ describe('handles dropped without release()', () => {
       assert.equal(r.warnings.length, 1, what);
       assert.match(r.warnings[0].message, /It was acquired at .*drop-handle\.js:\d+/, what);
       assert.match(r.warnings[0].stack, /drop-handle\.js:\d+/, what);
+    }
+  });
+
+  // A lock keeps a new handle itself until the next macrotask, then only a
+  // small record of it (lib/handle.ts): a handle that lived across that swap
+  // must still be released exactly once, by whichever comes first.
+  describe('a handle held across a turn (swapped for its record)', () => {
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    const dir = tmpDir();
+    const kinds = {
+      FileLock: (n) => ({ make: () => new FileLock(path.join(dir, `${n}.lock`)), file: path.join(dir, `${n}.lock`) }),
+      SharedMutex: (n) => ({ make: () => new SharedMutex(n), unlink: () => SharedMutex.unlink(n) }),
+      Semaphore: (n) => ({ make: () => new Semaphore(n, { permits: 1 }), unlink: () => Semaphore.unlink(n) }),
+    };
+    for (const [kind, open] of Object.entries(kinds)) {
+      it(`${kind}: close() of its instance releases it; a late release() then frees nothing of the next holder`, async () => {
+        const k = open(`interlock-gc-turn-${process.pid}-${kind}`);
+        const a = k.make();
+        const b = k.make(); // another instance of this thread: the same queue
+        try {
+          const h = a.acquireSync();
+          await turn(); // the sweep swaps h for its record
+          assert.equal(h.released, false);
+          assert.equal(b.tryAcquire(), null, 'still held after the swap');
+          a.close();
+          assert.equal(h.released, true, 'close() released what the instance held');
+          const next = b.acquireSync({ timeout: 1000 });
+          h.release(); // late: must not touch `next`
+          assert.equal(next.released, false);
+          if (k.file !== undefined) assert.equal(othersCanLock(k.file), false, 'the file stays locked');
+          await turn();
+          next.release();
+          assert.equal(next.released, true);
+          const again = b.tryAcquire();
+          assert.notEqual(again, null, 'released once, and free again');
+          again.release();
+        } finally {
+          a.close();
+          b.close();
+          k.unlink?.();
+        }
+      });
     }
   });
 });
