@@ -96,8 +96,10 @@ async function countAcross(kind, url, name, file, n, localDirs) {
   const kids = [0, 1, 2, 3].map((i) => {
     const args = ['count', kind, url, name, file, `${n}`];
     if (localDirs) args.push(localDirs[i % 2]);
-    return startFixture('remote-holder.js', args, 'done');
+    return startFixture('remote-holder.js', args, 'ready');
   });
+  await Promise.all(kids.map((k) => k.started));
+  for (const k of kids) k.child.stdin.write('go\n');
   for (const k of kids) {
     const { code, err } = await k.closed;
     assert.equal(code, 0, err);
