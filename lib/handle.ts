@@ -132,7 +132,7 @@ export class LockHandle {
     this.shared = shared;
     this._owner = owner;
     this._hold = undefined;
-    this._site = captureSites ? acquiredHere() : undefined;
+    this._site = captureSites ? acquiredHere(new.target) : undefined;
   }
 
   /** True once released, by `release()`, disposal or `close()` of its lock. */
@@ -191,9 +191,12 @@ export class GrantHandle extends LockHandle {
   }
 }
 
-function acquiredHere(): Error {
+// Cut at the constructor actually called (a subclass's): JavaScriptCore gives
+// an implicit subclass constructor no file, so a frame of it left above the
+// cut could not be told apart from the caller's (seen under Bun).
+function acquiredHere(made: abstract new (...args: never[]) => LockHandle): Error {
   const site = new Error('acquired here');
-  Error.captureStackTrace(site, LockHandle);
+  Error.captureStackTrace(site, made);
   return site;
 }
 
