@@ -145,10 +145,11 @@ describe('FileLock with a hostile or unusable marks region', function () {
       const h = new FileLock(${JSON.stringify(file)}).acquireSync();
       const other = require('node:child_process').spawnSync('flock', ['-n', ${JSON.stringify(file)}, 'true']).status;
       setImmediate(() => console.log(JSON.stringify({ token: String(h.token), ownerDied: h.ownerDied, other, warnings })));`;
+    // The runtime's command line whole, as "$@": Deno rewrites `execPath -e
+    // code` in any argv into its own eval command, which is longer.
     const script =
-      'mount -t tmpfs -o size=16k tmpfs /dev/shm && { head -c 1048576 /dev/zero > /dev/shm/fill 2>/dev/null; ' +
-      `exec "$0" -e "$1"; }`;
-    const r = spawnSync('unshare', ['-m', 'sh', '-c', script, process.execPath, code], {
+      'mount -t tmpfs -o size=16k tmpfs /dev/shm && { head -c 1048576 /dev/zero > /dev/shm/fill 2>/dev/null; exec "$@"; }';
+    const r = spawnSync('unshare', ['-m', 'sh', '-c', script, 'sh', process.execPath, '-e', code], {
       encoding: 'utf8',
       timeout: 20000,
     });
