@@ -1,5 +1,6 @@
 // FileLock: flock(2) on a lock file, exclusive across processes, worker
 // threads and async tasks.
+import { lstatSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fromNative, teardownError } from './errors';
 import { GrantHandle } from './handle';
@@ -68,12 +69,14 @@ function warnNoMarks(path: string, file: NativeLockFile): void {
 class FileBackend implements Backend<Grant> {
   readonly path: string;
   readonly waitSyscall = 'flock';
+  readonly #target: string | Buffer;
   readonly #file: NativeLockFile;
   readonly #slot: number;
   #warned = false;
 
   constructor(target: string | Buffer, path: string, mode: number, create: boolean, allowUnsafe: boolean) {
     this.path = path;
+    this.#target = target;
     this.#file = new native.LockFile(target, mode, create, allowUnsafe);
     this.#slot = this.#file.slot;
   }
@@ -84,6 +87,20 @@ class FileBackend implements Backend<Grant> {
       return this.#file.open();
     } catch (err) {
       throw this.#convert(err);
+    }
+  }
+
+  /**
+   * Whether the file at this backend's path is still `identity` ("dev:ino").
+   * Read from the path, not the fd: the fd may be moving to a new file on a
+   * wait thread, and a file replaced at the path is followed there.
+   */
+  names(identity: string): boolean {
+    try {
+      const st = lstatSync(this.#target, { bigint: true });
+      return `${st.dev}:${st.ino}` === identity;
+    } catch {
+      return false; // gone (or unreadable): nothing here vouches for the identity
     }
   }
 
@@ -237,6 +254,11 @@ export class FileLock extends QueuedLock<
       backend.close();
       throw err;
     }
+    // The queue filed under this identity may have moved on: its backend
+    // follows its own path to a new file once the old one is replaced, and
+    // the old inode's number, freed, can come back as another file (this one).
+    const filed = table.peek(identity);
+    if (filed !== undefined && !filed.backend.names(identity.slice(1))) table.forget(identity);
     // An alias of a file this thread has open already keeps the open fd.
     const entry = table.open(
       identity,

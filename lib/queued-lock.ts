@@ -52,6 +52,19 @@ export class QueueTable<G, H extends LockHandle, M, B extends Backend<G, M>> {
     return entry;
   }
 
+  /** The key's entry, if any, counting no user. */
+  peek(key: string): QueueEntry<G, H, M, B> | undefined {
+    return this.#entries.get(key);
+  }
+
+  /** Drops one key of an entry (which stays open under its other keys). */
+  forget(key: string): void {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return;
+    this.#entries.delete(key);
+    entry.keys.splice(entry.keys.indexOf(key), 1);
+  }
+
   /** Another key for an open entry, dropped with it when its queue closes. */
   alias(key: string, entry: QueueEntry<G, H, M, B>): void {
     this.#entries.set(key, entry);
