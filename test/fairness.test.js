@@ -167,39 +167,50 @@ describe('handoff mode: a starving waiter that goes away never wedges the lock',
     });
   }
 
-  it('one SIGKILLed: the next acquirer finds its turn stale', async () => {
-    const m = new SharedMutex(uniqueName('killed'));
-    try {
-      const held = m.acquireSync();
-      const waiter = await starvingWaiter(m);
-      waiter.child.kill('SIGKILL');
-      await waiter.exited;
-      assert.equal(m.info().handoff, true, 'the dead waiter left its turn behind');
-      held.release();
-      const again = m.acquireSync({ timeout: 10000 });
-      assert.equal(m.info().handoff, false, 'the stale turn was ended');
-      again.release();
-    } finally {
-      m.close();
-    }
-  });
+  // A pending turn bars tryAcquire() too (no barging), so a turn nobody will
+  // take must not bar it for ever: the fuzzer found that only waiters looked.
+  const takers = {
+    'the next acquirer': (m) => m.acquireSync({ timeout: 10000 }),
+    'tryAcquire()': (m) => waitFor(() => m.tryAcquire(), 10000),
+  };
 
-  it('one SIGSTOPped: the turn expires once the lock has been free a while', async () => {
-    const m = new SharedMutex(uniqueName('stopped'));
-    try {
-      const held = m.acquireSync();
-      const waiter = await starvingWaiter(m);
-      process.kill(waiter.child.pid, 'SIGSTOP');
-      await stopped(waiter.child.pid);
-      held.release();
-      const again = m.acquireSync({ timeout: 10000 });
-      assert.equal(m.info().handoff, false, 'the stopped waiter lost its turn');
-      again.release();
-      process.kill(waiter.child.pid, 'SIGCONT');
-    } finally {
-      m.close();
-    }
-  });
+  for (const [who, take] of Object.entries(takers)) {
+    it(`one SIGKILLed: ${who} finds its turn stale`, async () => {
+      const m = new SharedMutex(uniqueName('killed'));
+      try {
+        const held = m.acquireSync();
+        const waiter = await starvingWaiter(m);
+        waiter.child.kill('SIGKILL');
+        await waiter.exited;
+        assert.equal(m.info().handoff, true, 'the dead waiter left its turn behind');
+        held.release();
+        const again = await take(m);
+        assert.ok(again, 'granted within 10 s');
+        assert.equal(m.info().handoff, false, 'the stale turn was ended');
+        again.release();
+      } finally {
+        m.close();
+      }
+    });
+
+    it(`one SIGSTOPped: the turn expires once the lock has been free a while (${who})`, async () => {
+      const m = new SharedMutex(uniqueName('stopped'));
+      try {
+        const held = m.acquireSync();
+        const waiter = await starvingWaiter(m);
+        process.kill(waiter.child.pid, 'SIGSTOP');
+        await stopped(waiter.child.pid);
+        held.release();
+        const again = await take(m);
+        assert.ok(again, 'granted within 10 s');
+        assert.equal(m.info().handoff, false, 'the stopped waiter lost its turn');
+        again.release();
+        process.kill(waiter.child.pid, 'SIGCONT');
+      } finally {
+        m.close();
+      }
+    });
+  }
 
   it('one in a worker that is terminated ends its turn', async () => {
     const m = new SharedMutex(uniqueName('terminated'));

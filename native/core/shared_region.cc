@@ -267,10 +267,16 @@ Status SharedRegion::try_lock(Grant* grant, bool* busy) {
   *busy = false;
   if (lost() || file_.broken()) return refuse(EBUSY, "pthread_mutex_trylock");
   if (held >= kRobustListLimit) return Status{-ENOLCK, "pthread_mutex_trylock"};
-  // A starving waiter's turn is pending: no barging.
-  if (state()->turn.load(std::memory_order_acquire) != 0) {
-    *busy = true;
-    return Status{};
+  // A starving waiter's turn is pending: no barging, unless the turn is
+  // stale (its waiter was killed mid-wait, say). Only waiters used to look,
+  // so a tryAcquire-only user was refused for ever after such a death.
+  uint64_t turn = state()->turn.load(std::memory_order_acquire);
+  if (turn != 0) {
+    if (!turn_stale(turn)) {
+      *busy = true;
+      return Status{};
+    }
+    end_turn(turn);
   }
   int rc = pthread_mutex_trylock(&state()->mutex);
   if (rc == EBUSY && !lost()) {
