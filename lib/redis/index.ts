@@ -42,8 +42,10 @@ local function now()
   return t[1] * 1000 + math.floor(t[2] / 1000)
 end
 -- Gives the lock to the first live waiter (its lease starts now) and wakes
--- it; frees it when there is none.
-local function pass(at)
+-- it; frees it when there is none. The clock is read only when there is a
+-- waiter to judge: an uncontended release runs three commands.
+local function pass()
+  local at
   while true do
     local head = redis.call('LPOP', KEYS[3])
     if not head then
@@ -53,6 +55,7 @@ local function pass(at)
     local entry = redis.call('HGET', KEYS[4], head)
     redis.call('HDEL', KEYS[4], head)
     if entry then
+      at = at or now()
       local deadline, ttl = string.match(entry, '^(%d+):(%d+)$')
       if tonumber(deadline) > at then
         redis.call('SET', KEYS[1], head, 'PX', ttl)
@@ -71,9 +74,8 @@ end
 const ACQUIRE: Script = script(`${QUEUE}
 local owner, ttl = ARGV[1], tonumber(ARGV[2])
 local holder = redis.call('GET', KEYS[1])
-local at = now()
 if not holder and redis.call('LLEN', KEYS[3]) > 0 then
-  pass(at) -- the holder's lease ran out: the queue's turn
+  pass() -- the holder's lease ran out: the queue's turn
   holder = redis.call('GET', KEYS[1])
 end
 if holder == owner then
@@ -88,7 +90,7 @@ end
 if redis.call('HEXISTS', KEYS[4], owner) == 0 then
   redis.call('RPUSH', KEYS[3], owner)
 end
-redis.call('HSET', KEYS[4], owner, string.format('%d:%d', at + ttl, ttl))
+redis.call('HSET', KEYS[4], owner, string.format('%d:%d', now() + ttl, ttl))
 for i = 3, 4 do
   if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
 end
@@ -104,7 +106,7 @@ return 0`);
 // Only the holder releases; the next live waiter gets the lock at once.
 const RELEASE: Script = script(`${QUEUE}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-pass(now())
+pass()
 return 1`);
 
 // A waiter that gives up leaves the queue, and passes the lock on should a
@@ -112,7 +114,7 @@ return 1`);
 const CANCEL: Script = script(`${QUEUE}
 redis.call('LREM', KEYS[3], 0, ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
-if redis.call('GET', KEYS[1]) == ARGV[1] then pass(now()) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then pass() end
 return 1`);
 
 const MIN_TTL = 30; // the watchdog renews every ttl/3; below this, timer jitter alone loses leases
