@@ -181,6 +181,35 @@ describe('fuzz regressions', function () {
     assert.throws(() => model.grant(second, {}), /overlap/);
   });
 
+  it('the model catches a timeout that never fires', () => {
+    const { Model } = require('./stress/fixtures/fuzz-model');
+    const model = new Model([{ kind: 'file' }], 1);
+    model.newRequest(0, 0, 0, { timeout: 30, sentAt: 1000 });
+    assert.equal(model.overdue(1000 + 30 + 5000, 5000), null, 'late, but within the slack');
+    assert.match(model.overdue(1000 + 30 + 5001, 5000), /30 ms timeout has not fired/);
+  });
+
+  it('the path logged at a first failure replays that very program (same seed and length)', async () => {
+    const programs = [];
+    const recorder = (failAt) => ({
+      kinds: harness.kinds,
+      lockKinds: harness.lockKinds,
+      idle: async () => {},
+      run: async (program) => {
+        programs.push(JSON.stringify(program));
+        if (programs.length === failAt) throw new Error('fails');
+      },
+    });
+    let logged;
+    const opts = { seed: 7, numRuns: 50, maxOps: 12, endOnFailure: true };
+    await fuzz(recorder(30), { ...opts, onFailure: (path) => (logged ??= path) });
+    assert.equal(logged, '29');
+    const failed = programs[29];
+    programs.length = 0;
+    await fuzz(recorder(0), { ...opts, numRuns: 1, path: logged });
+    assert.deepEqual(programs, [failed]);
+  });
+
   it('20 seeded random programs of up to 12 steps', async function () {
     await skipUnlessOwnerDeath(this); // the programs SIGKILL process holders; see above
     const { report } = await fuzz(harness, { seed: 20260126, numRuns: 20, maxOps: 12, endOnFailure: true });

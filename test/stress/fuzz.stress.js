@@ -5,13 +5,39 @@
 // SIGKILL / worker.terminate over 2 FileLocks and 2 SharedMutexes, run by 3
 // child processes and 3 worker threads (quick: 2 and 2), checked by the model
 // in fixtures/fuzz-model.js and a shared-memory witness of who is inside.
-// A failure is shrunk to a minimal program; replay it with
-//   FUZZ_SEED=<seed> FUZZ_PATH=<path> node test/stress/run.js --only fuzz
-// and add it to test/fuzz-regressions.test.js.
+// A seed gives the same programs in the same mode (quick and full differ in
+// actors and length). A failure is logged at once with the command that
+// replays it, then shrunk to a minimal program, printed with its own command:
+//   FUZZ_SEED=<seed> FUZZ_PATH=<path> node test/stress/run.js --quick --only fuzz --no-report
+// FUZZ_REPEAT=<n> runs that one program n times (races make some failures
+// come and go). Add what it finds to test/fuzz-regressions.test.js.
 const { Harness, DEFAULT_ACTORS } = require('./fixtures/fuzz-harness');
 const { fuzz } = require('./fixtures/fuzz-programs');
 
 const FULL_ACTORS = ['proc', 'proc', 'proc', 'worker', 'worker', 'worker'];
+
+/** The shell command that runs this seed (and path) again, in this mode. */
+function replayCommand(quick, seed, path) {
+  const at = path === undefined ? '' : ` FUZZ_PATH=${path}`;
+  return `FUZZ_SEED=${seed}${at} node test/stress/run.js --${quick ? 'quick' : 'full'} --only fuzz --no-report`;
+}
+
+/** FUZZ_PATH given: that program only, FUZZ_REPEAT times; no shrinking. */
+async function replay(harness, { quick, seed, path, maxOps, log }) {
+  const repeat = Number(process.env.FUZZ_REPEAT ?? 1);
+  const reports = [];
+  for (let i = 0; i < repeat; i++) {
+    const { report } = await fuzz(harness, { seed, path, maxOps, numRuns: 1, endOnFailure: true });
+    log(`replay ${i + 1}/${repeat}: ${report === null ? 'passed' : report.split('\n').at(-1)}`);
+    if (report !== null) reports.push(report);
+  }
+  const notes = [`replayed ${replayCommand(quick, seed, path)} ${repeat} times: ${reports.length} failed`];
+  return {
+    ok: reports.length === 0,
+    figures: { seed, path, replays: repeat, failed: reports.length },
+    notes: [...notes, ...reports.slice(0, 1)],
+  };
+}
 
 module.exports = {
   name: 'fuzz',
@@ -24,14 +50,34 @@ module.exports = {
     const harness = new Harness({ actors: quick ? DEFAULT_ACTORS : FULL_ACTORS });
     const started = Date.now();
     await harness.start();
+    if (process.env.FUZZ_PATH !== undefined) {
+      try {
+        return await replay(harness, { quick, seed, path: process.env.FUZZ_PATH, maxOps, log });
+      } finally {
+        await harness.stop();
+      }
+    }
     log(`seed ${seed}: ${harness.kinds.join(',')} actors, up to ${maxOps} steps a program, ${timeLimitMs / 1000} s`);
+    log(`run again with: ${replayCommand(quick, seed)}`);
     const progress = setInterval(() => {
       const s = harness.stats;
       log(`${s.runs} programs, ${s.steps} steps, ${s.grants} grants, ${s.kills} kills`);
     }, 10000);
+    const onFailure = (path, program, err) => {
+      log(`failure (shrinking next): ${err?.message ?? err}`);
+      log(`program: ${JSON.stringify(program)}`);
+      log(`replay: ${replayCommand(quick, seed, path)}`);
+    };
     let result;
     try {
-      result = await fuzz(harness, { seed, numRuns: 1e6, maxOps, timeLimitMs, shrinkMs, path: process.env.FUZZ_PATH });
+      result = await fuzz(harness, {
+        seed,
+        numRuns: 1e6,
+        maxOps,
+        timeLimitMs,
+        shrinkMs,
+        onFailure,
+      });
     } finally {
       clearInterval(progress);
       await harness.stop();
@@ -58,7 +104,10 @@ module.exports = {
     const notes = [
       `${harness.kinds.filter((k) => k === 'proc').length} processes and ${harness.kinds.filter((k) => k === 'worker').length} workers over 2 FileLocks and 2 SharedMutexes; ops: ${JSON.stringify(s.ops)}`,
     ];
-    if (result.report !== null) notes.push(result.report);
+    if (result.report !== null) {
+      notes.push(result.report);
+      notes.push(`replay: ${replayCommand(quick, seed, result.details.counterexamplePath)}`);
+    }
     return { ok: result.report === null && !result.details.failed, figures, notes };
   },
 };
