@@ -5,6 +5,7 @@
       "sources": [
         "native/core/fault_guard.cc",
         "native/core/file_marks.cc",
+        "native/core/file_turns.cc",
         "native/core/flock.cc",
         "native/core/interrupter.cc",
         "native/core/region_file.cc",
@@ -12,6 +13,7 @@
         "native/core/lock_table.cc",
         "native/core/semaphore.cc",
         "native/core/shared_region.cc",
+        "native/core/turn.cc",
         "native/core/wait.cc",
         "native/binding/addon.cc",
         "native/binding/addon_data.cc",

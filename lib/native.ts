@@ -45,6 +45,8 @@ export interface Binding {
     new (path: string | Buffer, mode: number, create: boolean, allowUnsafe: boolean): NativeLockFile;
     /** fstatfs(2) of an fd opened elsewhere (the CLI's own). */
     filesystemOf(fd: number): { type: number; name: string | null };
+    /** Handoff turns in the marks of the file at `path` (zeroes without marks). */
+    turnsOf(path: string | Buffer): { handoff: boolean; handoffs: number };
     /** Tests only: later opens see this f_type (0: the real one). */
     setFsTypeForTesting(fsType: number): void;
   };

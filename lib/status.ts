@@ -3,6 +3,7 @@
 // the file only to confirm a lock /proc/locks does not show.
 import { type BigIntStats, closeSync, constants, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { flockSync } from './flock';
+import { native } from './native';
 import type { LockMode } from './web-locks';
 
 /** A process that holds or waits for a lock file, as `/proc/locks` lists it. */
@@ -42,6 +43,14 @@ export interface FileStatus {
    * /proc/locks does not list them. Their mode, as the probe tells it.
    */
   heldOutside: LockMode | null;
+  /**
+   * Handoff mode (issue 14): a starving interlock waiter's turn is pending,
+   * so interlock users step aside for it (flock(1) and other flock users do
+   * not). From this user's marks of the file; false without them.
+   */
+  handoff: boolean;
+  /** Turns taken so far by starving interlock waiters of this user (0 without marks). */
+  handoffs: number;
 }
 
 interface ProcLock {
@@ -183,5 +192,16 @@ function statusFrom(path: string | Buffer, st: BigIntStats, procLocks: string, p
   const heldOutside = holders.length === 0 && probing ? probe(path) : null;
   const device = `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}`;
   const held = holders.length > 0 || heldOutside !== null;
-  return { path: path.toString(), device, inode: st.ino.toString(), held, holders, waiters, heldOutside };
+  const { handoff, handoffs } = native.LockFile.turnsOf(path);
+  return {
+    path: path.toString(),
+    device,
+    inode: st.ino.toString(),
+    held,
+    holders,
+    waiters,
+    heldOutside,
+    handoff,
+    handoffs,
+  };
 }

@@ -10,8 +10,17 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { Worker } = require('node:worker_threads');
-const { SharedMutex, Semaphore } = require('..');
-const { killChildren, startFixture, sleep, waitFor, within, unlinkSemaphores } = require('./support/helpers');
+const { FileLock, SharedMutex, Semaphore } = require('..');
+const {
+  holdFlock,
+  killChildren,
+  startFixture,
+  sleep,
+  tmpDir,
+  waitFor,
+  within,
+  unlinkSemaphores,
+} = require('./support/helpers');
 const { uniqueName, cleanupNames } = require('./fixtures/mutex-driver');
 const { openBoard } = require('./fixtures/fair-board');
 
@@ -30,15 +39,41 @@ function said(child, text) {
   );
 }
 
-/** Resolves once `pid` is stopped (state T in /proc). */
+/**
+ * Resolves once every thread of `pid` is stopped (state T in /proc). Not
+ * just the main thread: a wait thread still on its way to the stop can be
+ * granted a lock released meanwhile, and then stop holding it.
+ */
 async function stopped(pid) {
-  const ok = await waitFor(() => / T /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\)/, ' ')));
+  const state = (task) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8').replace(/^.*\)/, ' ');
+    } catch {
+      return ' T '; // the thread has exited meanwhile: it holds nothing
+    }
+  };
+  const ok = await waitFor(() => fs.readdirSync(`/proc/${pid}/task`).every((task) => / T /.test(state(task))));
   assert.ok(ok, `process ${pid} did not stop`);
 }
 
+/** Whether a starving waiter's turn is pending on `lock` (a FileLock: in its file's marks). */
+function handoff(lock) {
+  return lock instanceof FileLock ? FileLock.status(lock.path).handoff : lock.info().handoff;
+}
+
+/** Turns taken so far on `lock`. */
+function handoffs(lock) {
+  return lock instanceof FileLock ? FileLock.status(lock.path).handoffs : lock.info().handoffs;
+}
+
+/** A FileLock on a fresh file (its `name` for the fixtures is the path). */
+function freshFileLock(label) {
+  return new FileLock(path.join(tmpDir('interlock-fair-'), `${label}.lock`));
+}
+
 /**
- * kind: 'mutex' | 'semaphore'. `lock` is this process's view of the same
- * lock, used only to read info(). Returns the round at which the waiter got
+ * kind: 'mutex' | 'semaphore' | 'file'. `lock` is this process's view of the
+ * same lock, used only to read info() or status(). Returns the round at which the waiter got
  * the lock (0: never within ROUNDS).
  */
 async function barge(kind, name, lock, { stop = true, waiterArgs = [] } = {}) {
@@ -51,7 +86,7 @@ async function barge(kind, name, lock, { stop = true, waiterArgs = [] } = {}) {
     await waiter.started;
     const pid = waiter.child.pid;
     // Someone other than the barger has the lock: its re-take is waiting.
-    const barred = kind === 'mutex' ? () => lock.info().handoff === true : () => lock.info().available === 0;
+    const barred = kind === 'semaphore' ? () => lock.info().available === 0 : () => handoff(lock) === true;
     try {
       for (let round = 1; round <= ROUNDS; round++) {
         await sleep(5); // the waiter runs: long enough to turn starving
@@ -111,6 +146,30 @@ describe('handoff mode: a barger in another process cannot starve a waiter', fun
     }
   });
 
+  // Fails before FileLock turns: flock(2) wakes the waiter, but the barger,
+  // already running, takes the lock back first at every round.
+  it('FileLock: the waiter gets the lock within a few rounds; FileLock.status() counts the handoff', async () => {
+    const lock = freshFileLock('barged');
+    try {
+      const round = await barge('file', lock.path, lock);
+      assert.ok(round > 0, `the waiter never got the lock in ${ROUNDS} rounds of the barger`);
+      assert.ok(handoffs(lock) >= 1, 'a turn was counted');
+    } finally {
+      lock.close();
+    }
+  });
+
+  // Fails before FileLock turns, as above; the sync wait runs in slices.
+  it('FileLock, the waiter blocked in acquireSync(): the same bound', async () => {
+    const lock = freshFileLock('barged-sync');
+    try {
+      const round = await barge('file', lock.path, lock, { waiterArgs: ['sync'] });
+      assert.ok(round > 0, `the waiter never got the lock in ${ROUNDS} rounds of the barger`);
+    } finally {
+      lock.close();
+    }
+  });
+
   // Not a regression test: the kernel already queues semop waiters in order
   // and gives a released permit to the queued waiter before the barger's
   // re-take (passes before handoff mode too). Unstopped: a stop takes the
@@ -129,103 +188,162 @@ describe('handoff mode: a barger in another process cannot starve a waiter', fun
   });
 });
 
-describe('handoff mode: a starving waiter that goes away never wedges the lock', function () {
-  this.timeout(30000);
-  afterEach(killChildren);
-  after(cleanupNames);
+// Each kind with turns: how to make one, and its name for the fixtures.
+const TURN_KINDS = [
+  { label: 'SharedMutex', kind: 'mutex', make: (label) => new SharedMutex(uniqueName(label)), name: (m) => m.name },
+  { label: 'FileLock', kind: 'file', make: freshFileLock, name: (l) => l.path },
+];
 
-  /** This process holds `name`; a waiter process starts and turns starving. */
-  async function starvingWaiter(m, giveUp = []) {
-    const boardName = uniqueName('board');
-    const { board } = openBoard(boardName);
-    board.close();
-    const waiter = startFixture('fair-waiter.js', ['mutex', m.name, boardName, ...giveUp], 'waiting');
-    await waiter.started;
-    assert.ok(await waitFor(() => m.info().handoff), 'the waiter took a turn');
-    return waiter;
-  }
+for (const { label, kind, make, name } of TURN_KINDS) {
+  describe(`handoff mode, ${label}: a starving waiter that goes away never wedges the lock`, function () {
+    this.timeout(30000);
+    afterEach(killChildren);
+    after(cleanupNames);
 
-  /** The turn is gone while we still hold; after release we get the lock back at once. */
-  async function assertNotWedged(m, held) {
-    assert.equal(m.info().handoff, false, 'no turn left pending');
-    held.release();
-    const again = m.acquireSync({ timeout: 10000 });
-    again.release();
-  }
+    /** This process holds `m`; a waiter process starts and turns starving. */
+    async function starvingWaiter(m, giveUp = []) {
+      const boardName = uniqueName('board');
+      const { board } = openBoard(boardName);
+      board.close();
+      const waiter = startFixture('fair-waiter.js', [kind, name(m), boardName, ...giveUp], 'waiting');
+      await waiter.started;
+      assert.ok(await waitFor(() => handoff(m)), 'the waiter took a turn');
+      return waiter;
+    }
 
-  for (const how of ['timeout', 'abort']) {
-    it(`one that gives up (${how}) ends its turn at once`, async () => {
-      const m = new SharedMutex(uniqueName(`gives-up-${how}`));
+    /** The turn is gone while we still hold; after release we get the lock back at once. */
+    async function assertNotWedged(m, held) {
+      assert.equal(handoff(m), false, 'no turn left pending');
+      held.release();
+      const again = m.acquireSync({ timeout: 10000 });
+      again.release();
+    }
+
+    for (const how of ['timeout', 'abort']) {
+      it(`one that gives up (${how}) ends its turn at once`, async () => {
+        const m = make(`gives-up-${how}`);
+        try {
+          const held = m.acquireSync();
+          const waiter = await starvingWaiter(m, [`${how}=300`]);
+          await within(said(waiter.child, 'error'), 15000, 'the waiter gave up');
+          await assertNotWedged(m, held);
+        } finally {
+          m.close();
+        }
+      });
+    }
+
+    // A pending turn bars tryAcquire() too (no barging), so a turn nobody will
+    // take must not bar it for ever: the fuzzer found that only waiters looked.
+    const takers = {
+      'the next acquirer': (m) => m.acquireSync({ timeout: 10000 }),
+      'tryAcquire()': (m) => waitFor(() => m.tryAcquire(), 10000),
+    };
+
+    for (const [who, take] of Object.entries(takers)) {
+      it(`one SIGKILLed: ${who} finds its turn stale`, async () => {
+        const m = make('killed');
+        try {
+          const held = m.acquireSync();
+          const waiter = await starvingWaiter(m);
+          waiter.child.kill('SIGKILL');
+          await waiter.exited;
+          assert.equal(handoff(m), true, 'the dead waiter left its turn behind');
+          held.release();
+          const again = await take(m);
+          assert.ok(again, 'granted within 10 s');
+          assert.equal(handoff(m), false, 'the stale turn was ended');
+          again.release();
+        } finally {
+          m.close();
+        }
+      });
+
+      it(`one SIGSTOPped: the turn expires once the lock has been free a while (${who})`, async () => {
+        const m = make('stopped');
+        try {
+          const held = m.acquireSync();
+          const waiter = await starvingWaiter(m);
+          process.kill(waiter.child.pid, 'SIGSTOP');
+          await stopped(waiter.child.pid);
+          held.release();
+          const again = await take(m);
+          assert.ok(again, 'granted within 10 s');
+          assert.equal(handoff(m), false, 'the stopped waiter lost its turn');
+          again.release();
+          process.kill(waiter.child.pid, 'SIGCONT');
+        } finally {
+          m.close();
+        }
+      });
+    }
+
+    it('one in a worker that is terminated ends its turn', async () => {
+      const m = make('terminated');
       try {
         const held = m.acquireSync();
-        const waiter = await starvingWaiter(m, [`${how}=300`]);
-        await within(said(waiter.child, 'error'), 15000, 'the waiter gave up');
+        const worker = new Worker(path.join(__dirname, 'fixtures', 'fair-worker.js'), {
+          workerData: { kind, name: name(m) },
+        });
+        await new Promise((resolve) => worker.once('message', resolve));
+        assert.ok(await waitFor(() => handoff(m)), 'the worker took a turn');
+        await worker.terminate();
+        // Deno's terminate() resolves before the worker has stopped (README,
+        // Runtimes): the addon's cleanup hook ends the turn when it has.
+        if (process.versions.deno) await waitFor(() => !handoff(m), 5000);
         await assertNotWedged(m, held);
       } finally {
         m.close();
       }
     });
+  });
+}
+
+// flock(1) cannot be asked to step aside, and releases without telling the
+// marks: a turn must neither keep its waiter from a lock flock(1) lets go nor
+// outlive a waiter that cannot take it.
+describe('handoff mode, FileLock: a turn pending while flock(1) holds the file', function () {
+  this.timeout(30000);
+  afterEach(killChildren);
+  after(cleanupNames);
+
+  async function starvingBehindFlock(lock) {
+    const holder = await holdFlock(lock.path);
+    const boardName = uniqueName('board');
+    const { board } = openBoard(boardName);
+    board.close();
+    const waiter = startFixture('fair-waiter.js', ['file', lock.path, boardName], 'waiting');
+    await waiter.started;
+    assert.ok(await waitFor(() => handoff(lock)), 'the waiter took a turn');
+    return { holder, waiter };
   }
 
-  // A pending turn bars tryAcquire() too (no barging), so a turn nobody will
-  // take must not bar it for ever: the fuzzer found that only waiters looked.
-  const takers = {
-    'the next acquirer': (m) => m.acquireSync({ timeout: 10000 }),
-    'tryAcquire()': (m) => waitFor(() => m.tryAcquire(), 10000),
-  };
-
-  for (const [who, take] of Object.entries(takers)) {
-    it(`one SIGKILLed: ${who} finds its turn stale`, async () => {
-      const m = new SharedMutex(uniqueName('killed'));
-      try {
-        const held = m.acquireSync();
-        const waiter = await starvingWaiter(m);
-        waiter.child.kill('SIGKILL');
-        await waiter.exited;
-        assert.equal(m.info().handoff, true, 'the dead waiter left its turn behind');
-        held.release();
-        const again = await take(m);
-        assert.ok(again, 'granted within 10 s');
-        assert.equal(m.info().handoff, false, 'the stale turn was ended');
-        again.release();
-      } finally {
-        m.close();
-      }
-    });
-
-    it(`one SIGSTOPped: the turn expires once the lock has been free a while (${who})`, async () => {
-      const m = new SharedMutex(uniqueName('stopped'));
-      try {
-        const held = m.acquireSync();
-        const waiter = await starvingWaiter(m);
-        process.kill(waiter.child.pid, 'SIGSTOP');
-        await stopped(waiter.child.pid);
-        held.release();
-        const again = await take(m);
-        assert.ok(again, 'granted within 10 s');
-        assert.equal(m.info().handoff, false, 'the stopped waiter lost its turn');
-        again.release();
-        process.kill(waiter.child.pid, 'SIGCONT');
-      } finally {
-        m.close();
-      }
-    });
-  }
-
-  it('one in a worker that is terminated ends its turn', async () => {
-    const m = new SharedMutex(uniqueName('terminated'));
+  it('flock(1) lets go: the waiter with the turn gets the lock', async () => {
+    const lock = freshFileLock('behind-flock');
     try {
-      const held = m.acquireSync();
-      const worker = new Worker(path.join(__dirname, 'fixtures', 'fair-worker.js'), { workerData: { name: m.name } });
-      await new Promise((resolve) => worker.once('message', resolve));
-      assert.ok(await waitFor(() => m.info().handoff), 'the worker took a turn');
-      await worker.terminate();
-      // Deno's terminate() resolves before the worker has stopped (README,
-      // Runtimes): the addon's cleanup hook ends the turn when it has.
-      if (process.versions.deno) await waitFor(() => !m.info().handoff, 5000);
-      await assertNotWedged(m, held);
+      const { holder, waiter } = await starvingBehindFlock(lock);
+      const granted = said(waiter.child, 'granted');
+      await holder.release();
+      await within(granted, 15000, 'the waiter got the lock');
+      assert.equal(handoff(lock), false, 'its turn ended');
     } finally {
-      m.close();
+      lock.close();
+    }
+  });
+
+  it('flock(1) lets go while the waiter is stopped: the turn expires, the next acquirer gets the lock', async () => {
+    const lock = freshFileLock('behind-flock-stopped');
+    try {
+      const { holder, waiter } = await starvingBehindFlock(lock);
+      process.kill(waiter.child.pid, 'SIGSTOP');
+      await stopped(waiter.child.pid);
+      await holder.release();
+      const again = lock.acquireSync({ timeout: 10000 });
+      assert.equal(handoff(lock), false, 'the stopped waiter lost its turn');
+      again.release();
+      process.kill(waiter.child.pid, 'SIGCONT');
+    } finally {
+      lock.close();
     }
   });
 });

@@ -19,5 +19,9 @@ export function formatStatus(s: FileStatus): string {
   const lines = [`${s.path}: ${s.held ? 'held' : 'free'}${outside}`];
   for (const h of s.holders) lines.push(describeOwner('holder', h));
   for (const w of s.waiters) lines.push(describeOwner('waiter', w));
+  // Said once there is something to say, as for --mutex.
+  if (s.handoff || s.handoffs > 0) {
+    lines.push(`  handoff ${s.handoff ? 'yes (a starving waiter is next)' : 'no'}; ${s.handoffs} so far`);
+  }
   return `${lines.join('\n')}\n`;
 }

@@ -14,6 +14,7 @@ Napi::Function LockFileObject::Init(Napi::Env env) {
                          InstanceMethod<&LockFileObject::LockAsync>("lockAsync"),
                          InstanceMethod<&LockFileObject::Close>("close"),
                          StaticMethod<&LockFileObject::FilesystemOf>("filesystemOf"),
+                         StaticMethod<&LockFileObject::TurnsOf>("turnsOf"),
                          StaticMethod<&LockFileObject::SetFsTypeForTesting>("setFsTypeForTesting"),
                      });
 }
@@ -133,6 +134,20 @@ Napi::Value LockFileObject::FilesystemOf(const Napi::CallbackInfo& info) {
   Status s = filesystem_type(info[0].As<Napi::Number>().Int32Value(), &f_type);
   if (!s.ok()) return ThrowStatus(info.Env(), s);
   return FilesystemValue(info.Env(), f_type);
+}
+
+// LockFile.turnsOf(path) -> { handoff, handoffs }: the handoff turns in the
+// marks of the file at `path` (zeroes when it has none), for FileLock.status().
+Napi::Value LockFileObject::TurnsOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  if (!ExpectArgs(info, 1) || !PathBytes(info[0], &path)) return ThrowType(env, "interlock binding: turnsOf(path)");
+  FileMarks::Turns turns;
+  FileMarks::peek_turns(path, &turns);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("handoff", Napi::Boolean::New(env, turns.handoff));
+  out.Set("handoffs", Napi::Number::New(env, static_cast<double>(turns.handoffs)));
+  return out;
 }
 
 // Tests only (reached through the binding, not the package): every later

@@ -18,6 +18,7 @@ class LockFileObject : public LockObject<LockFileObject, LockFile> {
   static Napi::Value FastTryLock(const Napi::CallbackInfo& info);
   static Napi::Value FastUnlock(const Napi::CallbackInfo& info);
   static Napi::Value FilesystemOf(const Napi::CallbackInfo& info);
+  static Napi::Value TurnsOf(const Napi::CallbackInfo& info);
   static Napi::Value SetFsTypeForTesting(const Napi::CallbackInfo& info);
   static Napi::Value GrantValue(Napi::Env env, const Grant& grant) { return interlock::GrantValue(env, grant); }
 

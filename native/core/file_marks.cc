@@ -6,9 +6,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+
+#include "clock.h"
+#include "shared_region.h"  // kStarvingNs, kTurnGraceMs: one policy for every kind
+#include "turn.h"
 
 namespace interlock {
 namespace {
@@ -78,6 +83,7 @@ bool still_named(int dirfd, const char* name, const struct stat& st) {
 }  // namespace
 
 uint64_t birth_time_ns(int fd) { return birth_of(fd, "", AT_EMPTY_PATH); }
+uint64_t birth_time_ns_at(const std::string& path) { return birth_of(AT_FDCWD, path.c_str(), 0); }
 
 std::string FileMarks::name_for(uint64_t dev, uint64_t ino, uint64_t birth_ns) {
   char name[128];
@@ -149,12 +155,15 @@ void FileMarks::granted(bool shared, Grant* grant) {
 void FileMarks::released(bool shared, bool keep_news) {
   if (!file_.mapped()) return;
   FileMarksState* s = state();
+  bool last = true;
   if (shared) {
     if (keep_news) s->exclusive.store(1, std::memory_order_release);
-    s->shared.fetch_sub(1, std::memory_order_acq_rel);
+    last = s->shared.fetch_sub(1, std::memory_order_acq_rel) == 1;
   } else if (!keep_news) {
     s->exclusive.store(0, std::memory_order_release);
   }
+  // The stale-turn clock starts here (see turn_stale).
+  if (last) s->free_since_ms.store(monotonic_ms32() | 1, std::memory_order_relaxed);
   lost();
 }
 

@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -45,10 +46,23 @@ struct FileMarksState {
   std::atomic<uint32_t> shared;
   // The file the region is named after, for prune().
   uint64_t dev, ino, birth_ns;
-  // Zero at creation; kept for the handoff mode (issue 14), which needs
-  // per-file shared state too.
-  std::atomic<uint64_t> reserved[8];
+  // Handoff turns (issue 14), as SharedMutex has them (see kStarvingNs in
+  // shared_region.h and "Turns" in lock_file.cc); zero at creation.
+  // The pending turn: 0, or a waiter's turn_id() (turn.h).
+  std::atomic<uint64_t> turn;
+  std::atomic<uint32_t> turn_seq;   // futex word: +1 whenever a turn ends
+  std::atomic<uint32_t> deferring;  // threads parked on turn_seq
+  std::atomic<int64_t> served_ns;   // CLOCK_MONOTONIC when the last turn got the lock
+  // monotonic_ms32() | 1 since the lock was seen free (released by us, or
+  // found free by a deferring waiter's probe); 0 once granted or seen held.
+  std::atomic<uint32_t> free_since_ms;
+  uint32_t unused;
+  std::atomic<uint64_t> handoffs;  // turns taken since the region was made
+  std::atomic<uint64_t> reserved[3];
 };
+// Regions made before turns had zeroes here (reserved): they still open.
+static_assert(offsetof(FileMarksState, turn) == 40 && sizeof(FileMarksState) == 104,
+              "FileMarksState must keep the layout regions already have");
 
 class FileMarks {
  public:
@@ -78,6 +92,40 @@ class FileMarks {
   // left for the next holder.
   void released(bool shared, bool keep_news);
 
+  // Handoff turns (issue 14). `me` is the caller's turn_id() (turn.h); 0
+  // for a try that never waits. Without marks there are no turns: every
+  // call lets the caller go on as plain flock.
+  //
+  // The pending turn, 0 for none.
+  uint64_t pending_turn() const;
+  // Whether a pending turn bars a try (it reports busy: no barging). A
+  // stale turn (see turn_stale) is ended instead, as waiters do, so a
+  // try-only user is not refused for ever after its waiter was killed.
+  // `fd`: as for step(), or -1 where it holds the lock (no probe).
+  bool turn_bars(int fd);
+  // Before a waiter blocks in flock. kAgain: it took or displaced a turn,
+  // ended a stale one, or deferred to `yielded` (the turn it gave a grant
+  // back to, parked until that turn changes or `until_ns`); look again.
+  // kBlock: block in flock (so /proc/locks shows it waiting), waking at
+  // *wake_ns (kNoDeadline: not needed) to take a turn or look at the
+  // pending one again. `fd`: the caller's lock file, for probing whether
+  // the lock is free (see turn_stale).
+  enum class Next { kBlock, kAgain };
+  Next step(uint64_t me, int64_t starving_at_ns, uint64_t yielded, int64_t until_ns, int fd, int64_t* wake_ns);
+  // Under the flock just granted, before granted(): false if another
+  // waiter's turn is pending, and the caller must give the lock back. Ends
+  // the caller's own turn (served).
+  bool admit(uint64_t me);
+  // On the way out of a wait: ends the caller's turn if it still has one.
+  void leave(uint64_t me);
+  struct Turns {
+    bool handoff;       // a starving waiter's turn is pending
+    uint64_t handoffs;  // turns taken so far
+  };
+  // Of the file at `path` (stat(2), following symlinks), without mapping
+  // or creating its marks. False (and zeroes) when it has none for this user.
+  static bool peek_turns(const std::string& path, Turns* out);
+
   // The region name of a file, for this process's effective uid.
   static std::string name_for(uint64_t dev, uint64_t ino, uint64_t birth_ns);
   // Removes this user's marks of files no longer at their recorded path
@@ -88,6 +136,9 @@ class FileMarks {
   FileMarksState* state() const { return static_cast<FileMarksState*>(file_.state()); }
   // The mapping lost pages: stop using it (the lock goes on without marks).
   bool lost();
+  void end_turn(uint64_t turn);
+  bool turn_stale(uint64_t turn, int fd);
+  void defer(uint64_t turn, int64_t until_ns);
 
   RegionFile file_;
   std::string name_;
@@ -96,5 +147,7 @@ class FileMarks {
 
 // The file's birth time in ns (statx), or 0 where the filesystem keeps none.
 uint64_t birth_time_ns(int fd);
+// The same for the file at `path` (following symlinks).
+uint64_t birth_time_ns_at(const std::string& path);
 
 }  // namespace interlock

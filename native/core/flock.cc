@@ -41,6 +41,25 @@ Status flock_until(int fd, int op, const std::atomic<bool>* cancel, int64_t dead
   }
 }
 
+Status flock_waking(int fd, int op, const std::atomic<bool>* cancel, int64_t deadline_ns, int64_t wake_ns) {
+  if (wake_ns == kNoDeadline || (deadline_ns != kNoDeadline && wake_ns >= deadline_ns)) {
+    return flock_until(fd, op, cancel, deadline_ns);
+  }
+  Interrupter* intr = Interrupter::works() ? Interrupter::here() : nullptr;
+  if (intr == nullptr) return flock_polling(fd, op, cancel, wake_ns);
+  // A cancel that fires the timer between our re-aimings is not lost: its
+  // flag is set before it fires, and our caller looks at the flag before it
+  // blocks again.
+  int armed = intr->arm_at(wake_ns);
+  Status s = armed == 0 ? flock_until(fd, op, cancel, wake_ns) : Status{armed, "timer_settime"};
+  if (deadline_ns != kNoDeadline) {
+    intr->arm_at(deadline_ns);
+  } else {
+    intr->disarm();
+  }
+  return s;
+}
+
 Status flock_timed(int fd, int op, int64_t deadline_ns) {
   if (deadline_ns == kNoDeadline || (op & LOCK_NB) != 0) return flock_until(fd, op, nullptr, deadline_ns);
   // Cheap first try: most timed acquisitions are not contended.

@@ -16,6 +16,7 @@ namespace {
 constexpr long kRepeatNs = 1000000;  // 1 ms between ticks once fired
 
 thread_local int timers_here = 0;  // Interrupters with a timer on this thread
+thread_local Interrupter* newest_here = nullptr;
 
 void on_interrupt(int) {}  // the point is the EINTR, not the handler
 
@@ -107,15 +108,20 @@ Interrupter::Interrupter() {
   if (id < 0) return;
   timer_ = id;
   ++timers_here;
+  outer_ = newest_here;
+  newest_here = this;
 }
 
 Interrupter::~Interrupter() {
   if (timer_ < 0) return;
   syscall(SYS_timer_delete, timer_);
   --timers_here;
+  newest_here = outer_;
 }
 
 bool Interrupter::bound_here() { return timers_here > 0; }
+
+Interrupter* Interrupter::here() { return newest_here; }
 
 int Interrupter::arm_at(int64_t deadline_ns) {
   if (timer_ < 0) return -EAGAIN;

@@ -40,9 +40,13 @@ class Interrupter {
   // timers, is used up; nothing could wake its blocking calls, so its waits
   // poll instead.
   static bool bound_here();
+  // The calling thread's newest Interrupter with a timer, or nullptr: a wait
+  // thread's own, so a wait may aim it at an earlier wake-up and back.
+  static Interrupter* here();
 
  private:
   int timer_ = -1;
+  Interrupter* outer_ = nullptr;  // here() before this one
 };
 
 // Makes sure the interrupt signal can reach the calling thread; returns the

@@ -11,11 +11,17 @@
 #include <cstdint>
 
 #include "flock.h"
+#include "shared_region.h"  // kStarvingNs
+#include "turn.h"
 
 namespace interlock {
 namespace {
 
 std::atomic<long> fs_type_for_testing{0};
+
+// How long a waiter parks behind another's turn before it looks again (is
+// that turn stale?); a cancel or deadline tick wakes it sooner.
+constexpr int64_t kDeferSliceNs = 10 * 1000 * 1000;
 
 // open(2) across EINTR.
 int open_retrying(const char* path, int flags, int mode) {
@@ -167,49 +173,106 @@ Status LockFile::verify(Check* out) {
   return Status{};
 }
 
-template <typename Flock>
-Status LockFile::lock_loop(int op, bool* busy, Flock&& do_flock) {
-  if (busy != nullptr) *busy = false;
+Status LockFile::take(int op, uint64_t me, Taken* out) {
+  Check check = Check::kSame;
+  Status s = verify(&check);
+  if (s.ok() && check == Check::kSame) {
+    if (!marks_.admit(me)) {
+      // A starving waiter's turn: hand the lock back untouched (no token
+      // taken, owner-death news left for that waiter).
+      ::flock(fd_, LOCK_UN);
+      *out = Taken::kTurn;
+      return s;
+    }
+    bool shared = (op & LOCK_SH) != 0;
+    marks_.granted(shared, &grant_);
+    holding_ = shared ? Holding::kShared : Holding::kExclusive;
+    *out = Taken::kHeld;
+    return s;
+  }
+  // The file was unlinked or replaced while we waited: our lock guards an
+  // inode nobody else will open. Drop it and lock the file now at path.
+  ::flock(fd_, LOCK_UN);
+  marks_.leave(me);
+  close();
+  *out = Taken::kReplaced;
+  return s;
+}
+
+Status LockFile::try_lock(bool shared, bool* busy) {
+  *busy = false;
+  int op = (shared ? LOCK_SH : LOCK_EX) | LOCK_NB;
   for (;;) {
     if (fd_ < 0) {
       Status s = open();
       if (!s.ok()) return s;
     }
-    Status s = do_flock(fd_, op);
-    if (s.error == -EWOULDBLOCK && busy != nullptr) {
+    // The probe for a stale turn must not touch a lock this fd holds.
+    if (marks_.turn_bars(holding_ == Holding::kNone ? fd_ : -1)) {
+      *busy = true;  // no barging past a starving waiter
+      return Status{};
+    }
+    Status s = flock_until(fd_, op, nullptr, kNoDeadline);
+    if (s.error == -EWOULDBLOCK) {
       *busy = true;
       return Status{};
     }
     if (!s.ok()) return s;
-    Check check = Check::kSame;
-    s = verify(&check);
-    if (s.ok() && check == Check::kSame) {
-      bool shared = (op & LOCK_SH) != 0;
-      marks_.granted(shared, &grant_);
-      holding_ = shared ? Holding::kShared : Holding::kExclusive;
-      return s;
-    }
-    // The file was unlinked or replaced while we waited: our lock guards an
-    // inode nobody else will open. Drop it and lock the file now at path.
-    ::flock(fd_, LOCK_UN);
-    close();
-    if (!s.ok()) return s;
+    Taken taken;
+    s = take(op, 0, &taken);
+    if (taken == Taken::kTurn) *busy = true;
+    if (!s.ok() || taken != Taken::kReplaced) return s;
   }
 }
 
-Status LockFile::try_lock(bool shared, bool* busy) {
-  int op = (shared ? LOCK_SH : LOCK_EX) | LOCK_NB;
-  return lock_loop(op, busy, [](int fd, int o) { return flock_until(fd, o, nullptr, -1); });
+// Turns (file_turns.cc): a waiter starving for kStarvingNs takes a turn and
+// blocks in flock, which it is sure to win once the lock is released: the
+// others step aside (a waiter granted the lock gives it back, then parks in
+// the marks until that turn is served).
+template <typename Block>
+Status LockFile::wait(bool shared, const std::atomic<bool>* cancel, int64_t deadline_ns, int64_t since_ns,
+                      Block&& block) {
+  int op = shared ? LOCK_SH : LOCK_EX;
+  if (since_ns == 0) since_ns = monotonic_ns();
+  uint64_t me = turn_id(since_ns, static_cast<int32_t>(syscall(SYS_gettid)));
+  struct Leave {
+    LockFile* file;
+    uint64_t me;
+    ~Leave() { file->marks_.leave(me); }  // every way out: granted, timed out, cancelled, failed
+  } leave{this, me};
+  uint64_t yielded = 0;  // the turn we last gave a grant back to
+  for (;;) {
+    if (cancel != nullptr && cancel->load(std::memory_order_acquire)) return Status{-ECANCELED, "flock"};
+    int64_t now = monotonic_ns();
+    if (deadline_ns != kNoDeadline && now >= deadline_ns) return Status{-ETIMEDOUT, "flock"};
+    if (fd_ < 0) {
+      Status s = open();
+      if (!s.ok()) return s;
+    }
+    int64_t until = now + kDeferSliceNs;
+    if (deadline_ns != kNoDeadline && until > deadline_ns) until = deadline_ns;
+    int64_t wake = kNoDeadline;
+    if (marks_.step(me, since_ns + kStarvingNs, yielded, until, fd_, &wake) == FileMarks::Next::kAgain) continue;
+    Status s = block(fd_, op, wake);
+    if (s.error == -ETIMEDOUT) continue;  // a wake or the deadline: the checks above decide
+    if (!s.ok()) return s;
+    Taken taken;
+    s = take(op, me, &taken);
+    if (!s.ok() || taken == Taken::kHeld) return s;
+    if (taken == Taken::kTurn) yielded = marks_.pending_turn();
+  }
 }
 
-Status LockFile::lock(bool shared, const std::atomic<bool>* cancel, int64_t deadline_ns) {
-  int op = shared ? LOCK_SH : LOCK_EX;
-  return lock_loop(op, nullptr, [&](int fd, int o) { return flock_until(fd, o, cancel, deadline_ns); });
+Status LockFile::lock(bool shared, const std::atomic<bool>* cancel, int64_t deadline_ns, int64_t since_ns) {
+  return wait(shared, cancel, deadline_ns, since_ns,
+              [&](int fd, int op, int64_t wake) { return flock_waking(fd, op, cancel, deadline_ns, wake); });
 }
 
-Status LockFile::lock_timed(bool shared, int64_t deadline_ns) {
-  int op = shared ? LOCK_SH : LOCK_EX;
-  return lock_loop(op, nullptr, [&](int fd, int o) { return flock_timed(fd, o, deadline_ns); });
+Status LockFile::lock_timed(bool shared, int64_t deadline_ns, int64_t since_ns) {
+  return wait(shared, nullptr, deadline_ns, since_ns, [&](int fd, int op, int64_t wake) {
+    bool sooner = wake != kNoDeadline && (deadline_ns == kNoDeadline || wake < deadline_ns);
+    return flock_timed(fd, op, sooner ? wake : deadline_ns);
+  });
 }
 
 Status LockFile::unlock(bool clean) {

@@ -49,13 +49,16 @@ class LockFile {
   const std::string& path() const { return path_; }
 
   // Takes the lock without waiting. `*busy` is set when another holder has
-  // it. On success the fd is known to still be the file at `path`, and
+  // it, or a starving waiter's turn is pending (handoff mode, file_turns.cc).
+  // On success the fd is known to still be the file at `path`, and
   // grant() says what the marks say (see file_marks.h).
   Status try_lock(bool shared, bool* busy);
-  // Blocks until granted, cancelled or past the deadline (see flock_until).
-  Status lock(bool shared, const std::atomic<bool>* cancel, int64_t deadline_ns);
+  // Blocks until granted, cancelled or past the deadline (see flock_until),
+  // on a wait thread (its Interrupter is armed for the deadline). `since_ns`
+  // (CLOCK_MONOTONIC, 0: now): when the wait began, for handoff turns.
+  Status lock(bool shared, const std::atomic<bool>* cancel, int64_t deadline_ns, int64_t since_ns = 0);
   // lock() on the calling thread with a timeout (for acquireSync).
-  Status lock_timed(bool shared, int64_t deadline_ns);
+  Status lock_timed(bool shared, int64_t deadline_ns, int64_t since_ns = 0);
   // `clean`: the holder is done (its mark is cleared). Not clean: nobody used
   // the grant, so owner-death news it took stays for the next holder.
   Status unlock(bool clean = true);
@@ -77,10 +80,10 @@ class LockFile {
     return granted(s, g, *busy);
   }
   Status lock(const Request& r, Grant* g, const std::atomic<bool>* cancel, int64_t deadline_ns) {
-    return granted(lock(r.shared, cancel, deadline_ns), g);
+    return granted(lock(r.shared, cancel, deadline_ns, r.since_ns), g);
   }
   Status lock_timed(const Request& r, Grant* g, int64_t deadline_ns) {
-    return granted(lock_timed(r.shared, deadline_ns), g);
+    return granted(lock_timed(r.shared, deadline_ns, r.since_ns), g);
   }
   Status adopt(const Request&, Grant*) { return Status{}; }
   void undo(const Request&, const Grant&) { unlock(false); }
@@ -93,8 +96,16 @@ class LockFile {
   enum class Check { kSame, kReplaced };
   // Whether the locked inode is still the file at `path` (see lock_file.cc).
   Status verify(Check* out);
-  template <typename Flock>
-  Status lock_loop(int op, bool* busy, Flock&& do_flock);
+  // After flock(op) was granted on fd_: keeps it (kHeld) if the file is
+  // still at `path` and no other waiter's turn is pending (`me`: the
+  // caller's turn id, 0 for none); else lets it go: kTurn, or kReplaced
+  // (then closed, to be reopened).
+  enum class Taken { kHeld, kTurn, kReplaced };
+  Status take(int op, uint64_t me, Taken* out);
+  // A blocking wait with handoff turns; `block(fd, op, wake_ns)` blocks in
+  // flock until granted or the deadline, or -ETIMEDOUT at wake_ns.
+  template <typename Block>
+  Status wait(bool shared, const std::atomic<bool>* cancel, int64_t deadline_ns, int64_t since_ns, Block&& block);
 
   std::string path_;
   int mode_;

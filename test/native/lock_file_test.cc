@@ -254,4 +254,60 @@ TEST(unlink_race_without_create) {
   CHECK(!b.is_open());
 }
 
+// Handoff turns (file_turns.cc): a waiter past kStarvingNs takes a turn in
+// the marks; the holder's release and re-take (try_lock, or lock) cannot
+// barge past it; the waiter gets the lock and its turn ends. A waiter that
+// times out leaves no turn.
+TEST(starving_waiter_takes_a_turn_and_the_holder_cannot_barge) {
+  TempDir dir;
+  std::string path = dir.file("turn.lock");
+  LockFile a(path, 0600, true), b(path, 0600, true);
+  interlock::FileMarks::Turns turns;
+  bool busy = true;
+  CHECK_EQ(a.try_lock(false, &busy).error, 0);
+  CHECK(!busy);
+  std::atomic<bool> granted{false};
+  std::thread waiter([&] {
+    interlock::Interrupter intr;  // as on a wait thread
+    std::atomic<bool> cancel{false};
+    CHECK_EQ(b.lock(false, &cancel, kNoDeadline).error, 0);
+    granted.store(true);
+    CHECK_EQ(b.unlock().error, 0);
+  });
+  int64_t start = interlock::monotonic_ns();
+  auto pending = [&] { return a.marks().pending_turn() != 0; };
+  while (!pending() && testutil::ms_since(start) < 5000) testutil::sleep_ms(1);
+  CHECK(pending());
+  CHECK(interlock::FileMarks::peek_turns(path, &turns));
+  CHECK(turns.handoff);
+  CHECK_EQ(turns.handoffs, 1u);
+  CHECK_EQ(a.unlock().error, 0);
+  // The waiter's turn is pending or served: either way not ours to take.
+  if (!granted.load()) {
+    CHECK_EQ(a.try_lock(false, &busy).error, 0);
+    if (!busy) {
+      CHECK(granted.load());  // only once the waiter has had it
+      CHECK_EQ(a.unlock().error, 0);
+    }
+  }
+  CHECK_EQ(a.lock(false, nullptr, interlock::deadline_after_ms(10000)).error, 0);
+  CHECK(granted.load());
+  CHECK(!pending());
+  CHECK_EQ(a.unlock().error, 0);
+  waiter.join();
+
+  // Held again; a starving waiter that times out ends its own turn.
+  CHECK_EQ(a.try_lock(false, &busy).error, 0);
+  CHECK(interlock::FileMarks::peek_turns(path, &turns));
+  uint64_t before = turns.handoffs;  // ours above may have been one too
+  std::thread timed([&] { CHECK_EQ(b.lock_timed(false, interlock::deadline_after_ms(200)).error, -ETIMEDOUT); });
+  timed.join();
+  CHECK(!pending());
+  CHECK(interlock::FileMarks::peek_turns(path, &turns));
+  CHECK_EQ(turns.handoffs, before + 1);
+  CHECK_EQ(a.unlock().error, 0);
+  unlink(path.c_str());
+  interlock::FileMarks::prune("");
+}
+
 TEST_MAIN()
