@@ -58,6 +58,36 @@ const FOUND = [
       release(3),
     ],
   },
+  // Seed 625386658: a process's FileLock 1 follows its path to the file
+  // another process made after an unlink, freeing the old inode; its new
+  // FileLock 0 file gets that inode number (ext4 reuses it at once) and
+  // joined lock 1's queue, behind a holder: never granted.
+  {
+    title: 'a new lock file that reuses the inode of a replaced one is its own lock (needs inode reuse: ext4)',
+    program: [
+      acquire(0, 1),
+      release(0, { unlink: true }),
+      acquire(1, 1),
+      { t: 'try', a: 0, l: 1, k: 0, shared: false }, // moves to the new file, frees the old inode
+      acquire(0, 0),
+      release(0),
+      release(1),
+    ],
+  },
+  // A SharedMutex waiter killed after taking its handoff turn left the turn
+  // behind; tryAcquire() never ended it ("mutex 2 still held after every
+  // actor closed it").
+  {
+    title: 'a waiter SIGKILLed after taking its handoff turn: tryAcquire() of the free mutex is granted',
+    program: [
+      acquire(0, 2),
+      acquire(1, 2),
+      { t: 'sync', a: 2, l: 2, k: 0, shared: false, timeout: 20 }, // 20 ms: the waiter takes its turn (after 1 ms)
+      { t: 'kill', a: 1 },
+      release(0),
+      { t: 'try', a: 3, l: 2, k: 0, shared: false },
+    ],
+  },
 ];
 
 const PINNED = [
