@@ -219,25 +219,35 @@ describe('fuzz regressions', function () {
     assert.match(model.overdue(1000 + 30 + 5001, 5000), /30 ms timeout has not fired/);
   });
 
-  it('the path logged at a first failure replays that very program (same seed and length)', async () => {
+  it('the path of a failure replays that very program, once: the first one logged and the shrunk one', async () => {
     const programs = [];
-    const recorder = (failAt) => ({
+    const recorder = (fails) => ({
       kinds: harness.kinds,
       lockKinds: harness.lockKinds,
       idle: async () => {},
       run: async (program) => {
         programs.push(JSON.stringify(program));
-        if (programs.length === failAt) throw new Error('fails');
+        if (fails(program)) throw new Error('fails');
       },
     });
+    const opts = { seed: 7, numRuns: 50, maxOps: 12 };
+    // Fails from the 30th program on, and then for any program with a kill.
+    const kills = (p) => programs.length >= 30 && p.some((op) => op.t === 'kill');
     let logged;
-    const opts = { seed: 7, numRuns: 50, maxOps: 12, endOnFailure: true };
-    await fuzz(recorder(30), { ...opts, onFailure: (path) => (logged ??= path) });
-    assert.equal(logged, '29');
-    const failed = programs[29];
-    programs.length = 0;
-    await fuzz(recorder(0), { ...opts, numRuns: 1, path: logged });
-    assert.deepEqual(programs, [failed]);
+    const { details } = await fuzz(recorder(kills), { ...opts, onFailure: (path) => (logged ??= path) });
+    assert.ok(details.numShrinks > 0, 'shrunk');
+    const first = programs[Number(logged)];
+    for (const [path, program] of [
+      [logged, first],
+      [details.counterexamplePath, JSON.stringify(details.counterexample[0])],
+    ]) {
+      programs.length = 0;
+      await fuzz(
+        recorder(() => false),
+        { ...opts, path, once: true, endOnFailure: true },
+      );
+      assert.deepEqual(programs, [program], `path ${path}`);
+    }
   });
 
   it('20 seeded random programs of up to 12 steps', async function () {

@@ -27,7 +27,7 @@ async function replay(harness, { quick, seed, path, maxOps, log }) {
   const repeat = Number(process.env.FUZZ_REPEAT ?? 1);
   const reports = [];
   for (let i = 0; i < repeat; i++) {
-    const { report } = await fuzz(harness, { seed, path, maxOps, numRuns: 1, endOnFailure: true });
+    const { report } = await fuzz(harness, { seed, path, maxOps, once: true, endOnFailure: true });
     log(`replay ${i + 1}/${repeat}: ${report === null ? 'passed' : report.split('\n').at(-1)}`);
     if (report !== null) reports.push(report);
   }
