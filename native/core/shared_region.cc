@@ -1,17 +1,15 @@
 #include "shared_region.h"
 
-#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
-#include <csignal>
 #include <cstring>
 #include <ctime>
 
 #include "clock.h"
+#include "turn.h"
 
 // glibc >= 2.30 has pthread_mutex_clocklock; a weak reference lets one binary
 // use it where present and fall back to timedlock (CLOCK_REALTIME) on older
@@ -67,34 +65,6 @@ int32_t self_pid() {
 int32_t self_tid() {
   if (cached_tid == 0) cached_tid = static_cast<int32_t>(syscall(SYS_gettid));
   return cached_tid;
-}
-
-// CLOCK_MONOTONIC in ms, low 32 bits (vDSO, no syscall); compared by
-// wrap-aware differences, so only waits and pauses under ~24 days compare right.
-uint32_t monotonic_ms32() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<uint32_t>(int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000);
-}
-
-int32_t ms_since(uint32_t then) { return static_cast<int32_t>(monotonic_ms32() - then); }
-
-// Whether turn `a` belongs to a waiter that has waited longer than `b`'s.
-bool older(uint64_t a, uint64_t b) {
-  auto d = static_cast<int32_t>(static_cast<uint32_t>(a >> 32) - static_cast<uint32_t>(b >> 32));
-  return d < 0 || (d == 0 && static_cast<uint32_t>(a) < static_cast<uint32_t>(b));
-}
-
-// Shared (not private) futex ops: the word lives in a MAP_SHARED region.
-void futex_wait(std::atomic<uint32_t>* word, uint32_t seen, int64_t until_ns) {
-  int64_t left = until_ns - monotonic_ns();
-  if (left <= 0) return;
-  timespec ts = to_timespec(left);
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, seen, &ts, nullptr, 0);
-}
-
-void futex_wake_all(std::atomic<uint32_t>* word) {
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
 
 RegionSpec mutex_spec(uint64_t data_size, int mode, bool allow_foreign_owner, RegionKind kind) {
@@ -182,9 +152,7 @@ Status SharedRegion::refuse(int rc, const char* call) {
 class SharedRegion::Waiter {
  public:
   Waiter(SharedRegion* region, int64_t since_ns)
-      : region_(region),
-        since_ns_(since_ns),
-        id_(uint64_t{static_cast<uint32_t>(since_ns / 1000000)} << 32 | static_cast<uint32_t>(self_tid())) {}
+      : region_(region), since_ns_(since_ns), id_(turn_id(since_ns, self_tid())) {}
   ~Waiter() {
     if (!region_->lost() && region_->state()->turn.load(std::memory_order_relaxed) == id_) region_->end_turn(id_);
   }
@@ -213,8 +181,7 @@ void SharedRegion::end_turn(uint64_t turn) {
 // has not taken the mutex in kTurnGraceMs of the mutex being free (stopped,
 // or starved of CPU itself). Either way holding the others back helps nobody.
 bool SharedRegion::turn_stale(uint64_t turn) {
-  auto tid = static_cast<pid_t>(static_cast<uint32_t>(turn));
-  if (kill(tid, 0) != 0 && errno == ESRCH) return true;
+  if (turn_thread_gone(turn)) return true;
   uint32_t since = state()->free_since_ms.load(std::memory_order_relaxed);
   return since != 0 && ms_since(since) > kTurnGraceMs;
 }
@@ -308,7 +275,7 @@ Status SharedRegion::lock(Grant* grant, const std::atomic<bool>* cancel, int64_t
     bool starving = now >= me.starving_at();
     uint64_t turn = s->turn.load();
     if (turn != 0 && turn != me.id()) {
-      if (starving && older(me.id(), turn)) {
+      if (starving && turn_older(me.id(), turn)) {
         s->turn.compare_exchange_strong(turn, me.id());  // the longest waiter's turn
       } else if (turn_stale(turn)) {
         end_turn(turn);
