@@ -140,6 +140,22 @@ const PINNED = [
     ],
   },
   {
+    // FileLock turns (issue 14): a starving exclusive waiter's turn holds new
+    // shared holders back too (writer preference), so the shared request of
+    // another actor waits for it instead of joining (the model allows both).
+    title: 'a shared FileLock request behind a starving exclusive waiter of another actor is served after it',
+    program: [
+      acquire(0, 0, { shared: true }),
+      acquire(1, 0),
+      { t: 'sync', a: 2, l: 0, k: 0, shared: false, timeout: 60 }, // busy for 60 ms: the waiter takes its turn
+      { t: 'sync', a: 2, l: 0, k: 0, shared: true, timeout: 20 }, // held back by the turn
+      acquire(3, 0, { shared: true }),
+      release(0),
+      release(1),
+      release(3),
+    ],
+  },
+  {
     title: 'shared holders across processes and workers; an exclusive waiter gets it after the last',
     program: [
       acquire(0, 1, { shared: true }),
