@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const { randomBytes } = require('node:crypto');
 const { threadId } = require('node:worker_threads');
 const { SharedMutex, LockError } = require('..');
-const { fdCount, killChildren } = require('./support/helpers');
+const { filesOpenedSince, openFiles, killChildren } = require('./support/helpers');
 const { uniqueName, cleanupNames, mapsOf, holderProcess, holderWorker } = require('./fixtures/mutex-driver');
 
 const { errno: E } = require('node:os').constants;
@@ -396,7 +396,7 @@ describe('SharedMutex bad input', () => {
     it(`${title} → ${label}`, async () => {
       const ctx = setup === null ? undefined : setup();
       const want = typeof expected === 'function' ? expected(ctx) : expected;
-      const before = { fds: fdCount(), maps: ourMaps() };
+      const before = { files: openFiles(), maps: ourMaps() };
       let err;
       if (isAsync) {
         let settled;
@@ -422,7 +422,11 @@ describe('SharedMutex bad input', () => {
       for (const key of ['code', 'errno', 'syscall', 'path']) {
         if (key in want) assert.equal(err[key], want[key], `${key} of: ${err.message}`);
       }
-      assert.deepEqual({ fds: fdCount(), maps: ourMaps() }, before, 'no fd or mapping left behind');
+      assert.deepEqual(
+        { fds: filesOpenedSince(before.files), maps: ourMaps() },
+        { fds: [], maps: before.maps },
+        'no fd or mapping left behind',
+      );
     });
   }
 

@@ -38,19 +38,36 @@ function threadCount() {
 }
 
 /**
- * Open fds of this process on files, from /proc/self/fd. The runtime's own
- * event plumbing (sockets, pipes, epoll and eventfd inodes) is left out: Bun
- * opens and closes such fds around spawnSync after it returns, so counting
- * them would make the count drift; the addon opens only files and /dev/shm.
+ * Open fds of this process on files, fd number -> what it points at, from
+ * /proc/self/fd. The runtime's own event plumbing (sockets, pipes, epoll and
+ * eventfd inodes) is left out: Bun opens and closes such fds around
+ * spawnSync after it returns, so counting them would make the count drift;
+ * the addon opens only files and /dev/shm.
  */
-function fdCount() {
-  let n = 0;
+function openFiles() {
+  const files = new Map();
   for (const fd of fs.readdirSync('/proc/self/fd')) {
     try {
-      if (fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith('/')) n++;
+      const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith('/')) files.set(fd, target);
     } catch {} // closed since the listing: it is not open
   }
-  return n;
+  return files;
+}
+
+/** How many fds of this process are open on files (see openFiles). */
+function fdCount() {
+  return openFiles().size;
+}
+
+/**
+ * The files opened since `before` (an openFiles() snapshot) and still open,
+ * as "fd -> path": a leak check that the runtime closing one of its own files
+ * meanwhile cannot upset (Deno closed one during a bad-input row on CI, and
+ * a count then read 10 where 11 was due).
+ */
+function filesOpenedSince(before) {
+  return [...openFiles()].filter(([fd, target]) => before.get(fd) !== target).map(([fd, t]) => `${fd} -> ${t}`);
 }
 
 /** fds of this process that point at `file`. */
@@ -304,6 +321,8 @@ function unlinkSemaphores(names) {
 module.exports = {
   tmpDir,
   threadCount,
+  openFiles,
+  filesOpenedSince,
   fdCount,
   fdsOn,
   runtime,
