@@ -39,14 +39,7 @@ bool FileMarks::turn_bars(int fd) {
   return false;
 }
 
-// Only the turn's own waiter or whoever finds it stale ends it; a turn that
-// changed meanwhile is left alone.
-void FileMarks::end_turn(uint64_t turn) {
-  FileMarksState* s = state();
-  if (turn == 0 || !s->turn.compare_exchange_strong(turn, 0)) return;
-  s->turn_seq.fetch_add(1);
-  if (s->deferring.load() != 0) futex_wake_all(&s->turn_seq);
-}
+void FileMarks::end_turn(uint64_t turn) { end_turn_in(state(), turn); }
 
 // Its thread is gone, or the lock has been free kTurnGraceMs without it
 // being taken (its waiter is stopped or starved of CPU itself). Free as far

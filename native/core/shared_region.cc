@@ -168,14 +168,7 @@ class SharedRegion::Waiter {
   uint64_t id_;
 };
 
-// Only the turn's own waiter or whoever finds it stale ends it; a turn that
-// changed meanwhile is left alone.
-void SharedRegion::end_turn(uint64_t turn) {
-  MutexState* s = state();
-  if (turn == 0 || !s->turn.compare_exchange_strong(turn, 0)) return;
-  s->turn_seq.fetch_add(1);
-  if (s->deferring.load() != 0) futex_wake_all(&s->turn_seq);
-}
+void SharedRegion::end_turn(uint64_t turn) { end_turn_in(state(), turn); }
 
 // Its thread is gone (killed, exited, torn down without unwinding), or it
 // has not taken the mutex in kTurnGraceMs of the mutex being free (stopped,

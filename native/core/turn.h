@@ -28,4 +28,15 @@ int32_t ms_since(uint32_t then);
 void futex_wait(std::atomic<uint32_t>* word, uint32_t seen, int64_t until_ns);
 void futex_wake_all(std::atomic<uint32_t>* word);
 
+// Ends `turn` in a kind's shared state (its `turn`, `turn_seq` and
+// `deferring` fields) if it is still the pending one, and wakes whoever
+// parked behind it. Only the turn's own waiter, or whoever finds it stale,
+// ends a turn; one that changed meanwhile is left alone.
+template <typename State>
+void end_turn_in(State* s, uint64_t turn) {
+  if (turn == 0 || !s->turn.compare_exchange_strong(turn, 0)) return;
+  s->turn_seq.fetch_add(1);
+  if (s->deferring.load() != 0) futex_wake_all(&s->turn_seq);
+}
+
 }  // namespace interlock
