@@ -339,7 +339,7 @@ function render(res) {
 // What limits the issue 14 goals, from runs before and after handoff mode
 // side by side (--baseline) on this 2-CPU VM.
 const WHY_UNFAIR = [
-  '- **FileLock has no handoff mode yet.** Its turns need shared per-file state, which is not there yet; `flock(2)` wakes every waiter of a released lock and the first to run wins. Its rows show plain flock behaviour.',
+  "- **FileLock turns live in its marks region.** `flock(2)` has no queue to hand the lock along, so while a turn is pending the other interlock users step aside (a try reports busy; a waiter the kernel grants gives it back and parks) and the turn's own waiter wins at the release. flock(1) and other flock users never step aside.",
   '- **More runnable threads than CPUs.** A looper whose thread is not scheduled makes no acquisitions whatever the lock does: with 16 JS threads (4 processes × 4 workers) on 2 CPUs, or on a machine busy with other work, the max gap runs to tens of ms in every lock, and shares follow the scheduler. A turn makes the others wait for its waiter (up to 200 ms of free lock before it expires), so handoff mode can only hand the lock to a waiter that gets to run. The longest waits column tells rows bounded by the lock (p99 in µs) from rows bounded by the CPU (ms).',
   '- **Semaphore**: the kernel already queues waiters in order; its spread comes from the same scheduling, not from barging.',
   '',
