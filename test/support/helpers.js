@@ -92,7 +92,7 @@ function runtime() {
 /** Skips the running test (mocha's `this`), printing the runtime and why. */
 function skipBecause(ctx, reason) {
   console.log(`      skipped on ${runtime()}: ${reason}`);
-  ctx.skip();
+  ctx.skip(); // the reason is printed just above, with the runtime
 }
 
 /**

@@ -109,7 +109,7 @@ async function skipUnlessOwnerDeath(ctx) {
   const { supported, reason } = await ownerDeathSupport();
   if (supported) return;
   console.log(`      not applicable: ${reason}`);
-  ctx.skip();
+  ctx.skip(); // the reason is printed just above: this kernel or emulator cannot report owner death
 }
 
 module.exports = { ownerDeathSupport, skipUnlessOwnerDeath, emulationEvidence, holderDeathRecovered };
