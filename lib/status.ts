@@ -167,20 +167,46 @@ function probe(path: string | Buffer): LockMode | null {
   }
 }
 
+/**
+ * The /proc/locks lines of one file, one per process and mode. The kernel
+ * serves /proc/locks a page per read(2) and walks its lock list afresh for
+ * each page, by position: a lock taken or dropped anywhere on the machine
+ * between two pages repeats or skips a line at the boundary (seen: a
+ * holder listed twice while other processes churned locks). So the file is
+ * read until two reads agree on this file's lines (a few tries), and a
+ * process is listed once per mode and state.
+ */
+function linesOf(same: (l: ProcLock) => boolean): ProcLock[] {
+  const read = () => {
+    const seen = new Map<string, ProcLock>();
+    for (const l of parseLocks(readFileSync('/proc/locks', 'utf8'))) {
+      if (same(l)) seen.set(`${l.waiting} ${l.mode} ${l.pid}`, l);
+    }
+    return seen;
+  };
+  let last = read();
+  for (let tries = 0; tries < 8; tries++) {
+    const next = read();
+    if (next.size === last.size && [...next.keys()].every((k) => last.has(k))) return [...next.values()];
+    last = next;
+  }
+  return [...last.values()];
+}
+
 /** Throws the stat error (ENOENT…) when the file cannot be looked up. */
 export function fileStatus(path: string | Buffer): FileStatus {
   const st = statSync(path, { bigint: true });
-  const first = statusFrom(path, st, readFileSync('/proc/locks', 'utf8'));
+  const first = statusFrom(path, st);
   if (first.heldOutside === null) return first;
   // A holder that came between the read and the probe is no outsider.
-  const again = statusFrom(path, st, readFileSync('/proc/locks', 'utf8'), false);
+  const again = statusFrom(path, st, false);
   return again.held ? again : first;
 }
 
-function statusFrom(path: string | Buffer, st: BigIntStats, procLocks: string, probing = true): FileStatus {
+function statusFrom(path: string | Buffer, st: BigIntStats, probing = true): FileStatus {
   const [major, minor] = splitDevice(st.dev);
   const same = (l: ProcLock) => l.major === major && l.minor === minor && l.inode === st.ino;
-  const mine = parseLocks(procLocks).filter(same);
+  const mine = linesOf(same);
   const holders = mine.filter((l) => !l.waiting).map((l) => owner(l.pid, l.mode));
   const waiters = mine.filter((l) => l.waiting).map((l) => owner(l.pid, l.mode));
   if (holders.some((h) => !h.alive)) {
