@@ -1,0 +1,132 @@
+'use strict';
+// A/B of uncontended acquire+release pairs between two builds of interlock
+// (each a checkout with its build/Release and dist), e.g. the first release
+// against this tree. On a shared, noisy machine only a back-to-back
+// comparison means anything: every rep runs each build in a fresh process,
+// alternating which goes first, and the report gives per-build medians and
+// the median of the per-rep ratios B/A, with the load average.
+//
+//   node bench/ab.js --a /path/to/first-release --b . [--reps 7] [--pairs 20000]
+//                    [--cases filelock-sync,filelock-async,mutex-sync,mutex-async]
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const cases = {
+  'filelock-sync': {
+    open: (lib, dir) => new lib.FileLock(path.join(dir, 'ab.lock')),
+    sync: true,
+  },
+  'filelock-async': {
+    open: (lib, dir) => new lib.FileLock(path.join(dir, 'ab.lock')),
+    sync: false,
+  },
+  'mutex-sync': {
+    open: (lib) => new lib.SharedMutex(`ab-${process.pid}`),
+    sync: true,
+    scale: 10, // ~20x faster than a FileLock pair: longer batches
+    unlink: (lib) => lib.SharedMutex.unlink(`ab-${process.pid}`),
+  },
+  'mutex-async': {
+    open: (lib) => new lib.SharedMutex(`ab-${process.pid}`),
+    sync: false,
+    scale: 10,
+    unlink: (lib) => lib.SharedMutex.unlink(`ab-${process.pid}`),
+  },
+};
+
+// In the child: ns per pair, the fastest of 7 batches of `pairs` (x `scale`)
+// after a warm-up: the slower ones lost the CPU to other load meanwhile.
+async function child(root, name, pairs) {
+  const lib = require(path.resolve(root));
+  const c = cases[name];
+  pairs *= c.scale ?? 1;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'interlock-ab-'));
+  const lock = c.open(lib, dir);
+  const batch = c.sync
+    ? () => {
+        for (let i = 0; i < pairs; i++) lock.acquireSync().release();
+      }
+    : async () => {
+        for (let i = 0; i < pairs; i++) (await lock.acquire()).release();
+      };
+  await batch(); // JIT, lazily made threads, the marks region
+  const out = [];
+  const cpu = process.cpuUsage();
+  for (let b = 0; b < 7; b++) {
+    const t0 = process.hrtime.bigint();
+    await batch();
+    out.push(Number(process.hrtime.bigint() - t0) / pairs);
+  }
+  const used = process.cpuUsage(cpu);
+  lock.close();
+  c.unlink?.(lib);
+  fs.rmSync(dir, { recursive: true, force: true });
+  process.stdout.write(
+    `${Math.min(...out)} ${(used.user * 1000) / (7 * pairs)} ${(used.system * 1000) / (7 * pairs)}\n`,
+  );
+}
+
+function median(xs) {
+  const s = [...xs].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+// [wall ns per pair (fastest batch), user CPU ns per pair, system CPU ns per pair]
+function run(root, name, pairs) {
+  const out = execFileSync(process.execPath, [__filename, '--child', root, name, String(pairs)], { encoding: 'utf8' });
+  return out.trim().split(' ').map(Number);
+}
+
+function main(argv) {
+  const opt = { a: null, b: '.', reps: 7, pairs: 20000, cases: Object.keys(cases).join(',') };
+  for (let i = 0; i < argv.length; i += 2) opt[argv[i].replace(/^--/, '')] = argv[i + 1];
+  if (opt.a === null) throw new Error('usage: node bench/ab.js --a DIR [--b DIR] [--reps N] [--pairs N] [--cases ...]');
+  const reps = Number(opt.reps);
+  const pairs = Number(opt.pairs);
+  const load = () =>
+    os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ');
+  console.log(`A=${path.resolve(opt.a)}  B=${path.resolve(opt.b)}  reps=${reps} pairs=${pairs}  load ${load()}`);
+  console.log('ns per pair, medians of reps; B/A: median of the per-rep ratios');
+  console.log('case              wall A  wall B  B/A    user A  user B  B/A    sys A  sys B  B/A    wall B/A per rep');
+  const col = (x, w) => x.toFixed(0).padStart(w);
+  for (const name of opt.cases.split(',')) {
+    if (cases[name] === undefined) throw new Error(`unknown case ${name}`);
+    const a = [];
+    const b = [];
+    for (let r = 0; r < reps; r++) {
+      if (r % 2 === 0) {
+        a.push(run(opt.a, name, pairs));
+        b.push(run(opt.b, name, pairs));
+      } else {
+        b.push(run(opt.b, name, pairs));
+        a.push(run(opt.a, name, pairs));
+      }
+    }
+    const cells = [0, 1, 2].map((k) => {
+      const ratios = a.map((x, r) => b[r][k] / x[k]);
+      return { a: median(a.map((x) => x[k])), b: median(b.map((x) => x[k])), ratio: median(ratios), ratios };
+    });
+    const [wall, user, sys] = cells;
+    console.log(
+      `${name.padEnd(16)}${col(wall.a, 8)}${col(wall.b, 8)}  ${wall.ratio.toFixed(3)}${col(user.a, 8)}${col(user.b, 8)}  ` +
+        `${user.ratio.toFixed(3)}${col(sys.a, 7)}${col(sys.b, 7)}  ${sys.ratio.toFixed(3)}    ` +
+        wall.ratios.map((q) => q.toFixed(2)).join(' '),
+    );
+  }
+  console.log(`load ${load()}`);
+}
+
+if (process.argv[2] === '--child') {
+  child(process.argv[3], process.argv[4], Number(process.argv[5])).catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+} else {
+  main(process.argv.slice(2));
+}
