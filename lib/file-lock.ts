@@ -3,7 +3,7 @@
 import { lstatSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fromNative, teardownError } from './errors';
-import { GrantHandle } from './handle';
+import { GrantHandle, makeHandle } from './handle';
 import { type Grant, type NativeError, type NativeLockFile, native, type WaitCallback } from './native';
 import type { Backend, LockQueue } from './queue';
 import { QueuedLock, QueueTable } from './queued-lock';
@@ -168,8 +168,8 @@ class FileBackend implements Backend<Grant> {
 // This thread's lock files, under two kinds of key: every resolved path that
 // reached one, and `#dev:ino`, so that a hard link or a path through a
 // symlinked directory finds the same queue (one fd, one EDEADLK, one FIFO).
-const table = new QueueTable<Grant, FileLockHandle, boolean, FileBackend>(
-  (owner, shared, grant) => new FileLockHandle(owner, shared, grant),
+const table = new QueueTable<Grant, FileLockHandle, boolean, FileBackend>((owner, shared, grant) =>
+  makeHandle(FileLockHandle, owner, shared, grant),
 );
 
 /** The key of a resolved path; Buffer paths keep their bytes (NUL is never in a path). */

@@ -1,7 +1,7 @@
 // Semaphore: at most `permits` permits held at once by every process and
 // worker that opens a name; permits of a holder that dies come back at once.
 import { fromNative, incompatible, teardownError } from './errors';
-import { GrantHandle, type HandleOwner } from './handle';
+import { GrantHandle, makeHandle } from './handle';
 import {
   type NativeError,
   type NativeSemaphore,
@@ -41,13 +41,7 @@ export interface SemaphoreAcquireOptions {
  */
 export class SemaphoreHandle extends GrantHandle {
   /** Permits this handle holds. */
-  readonly weight: number;
-
-  /** @internal Handles are made by acquisitions only. */
-  constructor(owner: HandleOwner, weight: number, grant: SemaphoreGrant) {
-    super(owner, false, grant[0]);
-    this.weight = weight;
-  }
+  declare readonly weight: number;
 }
 
 class SemaphoreBackend implements Backend<SemaphoreGrant, number> {
@@ -111,9 +105,11 @@ class SemaphoreBackend implements Backend<SemaphoreGrant, number> {
   }
 }
 
-const table = new QueueTable<SemaphoreGrant, SemaphoreHandle, number, SemaphoreBackend>(
-  (owner, weight, grant) => new SemaphoreHandle(owner, weight, grant),
-);
+const table = new QueueTable<SemaphoreGrant, SemaphoreHandle, number, SemaphoreBackend>((owner, weight, grant) => {
+  const handle = makeHandle(SemaphoreHandle, owner, false, grant[0]);
+  handle.weight = weight;
+  return handle;
+});
 
 /**
  * A request takes `weight` permits (default 1). tryAcquire gives null while a

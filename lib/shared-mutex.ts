@@ -3,7 +3,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { unlinkSync } from 'node:fs';
 import { fromNative, incompatible, systemError, teardownError } from './errors';
-import { GrantHandle, type HandleOwner } from './handle';
+import { GrantHandle, makeHandle } from './handle';
 import {
   type Grant,
   type NativeError,
@@ -44,12 +44,7 @@ export interface MutexAcquireOptions {
 }
 
 /** A held SharedMutex: `token` and `ownerDied` (see GrantHandle). */
-export class MutexHandle extends GrantHandle {
-  /** @internal Handles are made by acquisitions only. */
-  constructor(owner: HandleOwner, grant: Grant) {
-    super(owner, false, grant);
-  }
-}
+export class MutexHandle extends GrantHandle {}
 
 const MAX_DATA = bufferConstants.MAX_LENGTH;
 
@@ -137,8 +132,8 @@ class MutexBackend implements Backend<Grant> {
 }
 
 // One queue (and one mapping) per name on this thread.
-const table = new QueueTable<Grant, MutexHandle, boolean, MutexBackend>(
-  (owner, _shared, grant) => new MutexHandle(owner, grant),
+const table = new QueueTable<Grant, MutexHandle, boolean, MutexBackend>((owner, _shared, grant) =>
+  makeHandle(MutexHandle, owner, false, grant),
 );
 
 /**
