@@ -634,7 +634,9 @@ describe('interlock status', () => {
       // only ours: where the machine holds many locks, ours is seldom the
       // one at a boundary (seen: 12,077 reads at load 9, ours right in all).
       const tail = `:${fs.statSync(file).ino} `;
+      let reads = 0;
       const torn = () => {
+        reads++;
         const lines = fs
           .readFileSync('/proc/locks', 'utf8')
           .split('\n')
@@ -642,8 +644,7 @@ describe('interlock status', () => {
           .map((l) => l.replace(/^\d+:/, ''));
         return lines.filter((l) => l.includes(tail)).length !== 1 || new Set(lines).size !== lines.length;
       };
-      let reads = 0;
-      const wrong = await waitFor(() => (reads++, torn()), 20_000, 0);
+      const wrong = await waitFor(torn, 20_000, 0);
       assert.ok(wrong, `control: ${reads} single reads of /proc/locks were all whole (no churn?)`);
       const { FileLock } = require('..');
       const t0 = performance.now();
