@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { AbortError, LockError, withStack } from './errors';
 import { FileLock } from './file-lock';
 import type { LockHandle } from './handle';
+import { readLease, removeLease, writeLease } from './lease-file';
 import {
   invalidType,
   invalidValue,
@@ -31,6 +32,26 @@ export interface Grant {
   token: bigint;
   /** Gives the lock back; called at most once. */
   ungrant(): Promise<void>;
+  /**
+   * With `local: true`: ends the hold but keeps the lease, described for the
+   * next local holder; undefined when it must go back to the server instead
+   * (then ungrant() follows).
+   */
+  pass?(): Promise<string | undefined>;
+}
+
+/**
+ * How a backend takes over a lease a local holder left (RedisLock). A record
+ * is text the backend wrote in Grant.pass(); the pipeline keeps it in a file
+ * beside the local lock and touches it only while holding that lock.
+ */
+export interface Passing {
+  /** Whether the record is this lock's to take (or unreadable, to be cleared); else it is left alone. */
+  mine(record: string): boolean;
+  /** The record's lease as this holder's grant, or undefined when the lease is gone. */
+  adopt(record: string, wait: Wait): Promise<Grant | undefined>;
+  /** Gives the record's lease back to the server. */
+  drop(record: string): Promise<void>;
 }
 
 /** A wait's bounds, as a backend sees them. */
@@ -216,7 +237,11 @@ function defaultLocalDir(): string {
   return join(tmpdir(), `interlock-${uid}`);
 }
 
-function localLock(kind: string, name: string, opts: Record<string, unknown>): FileLock | undefined {
+// After passing a lease, how long the releaser leaves the local lock to
+// whoever waits for it before taking it back to return an unwanted lease.
+const PASS_MOMENT_MS = 1;
+
+function localLock(kind: string, name: string, opts: Record<string, unknown>, scope: string): FileLock | undefined {
   if (!validateBoolean(opts.local, 'options.local', false)) {
     if (opts.localDir !== undefined) throw invalidValue('options.localDir', opts.localDir, 'needs local: true');
     return undefined;
@@ -230,7 +255,10 @@ function localLock(kind: string, name: string, opts: Record<string, unknown>): F
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // Hashed: any name makes a valid file name of fixed length.
-  const digest = createHash('sha256').update(`${kind}\u0000${name}`).digest('hex').slice(0, 32);
+  // The scope (RedisLock's key prefix) names a different server lock, so a
+  // different local lock: a lease passed on one is never found by the other.
+  const what = scope === '' ? `${kind}\u0000${name}` : `${kind}\u0000${scope}\u0000${name}`;
+  const digest = createHash('sha256').update(what).digest('hex').slice(0, 32);
   return new FileLock(join(dir, `${kind}-${digest}.lock`));
 }
 
@@ -239,10 +267,17 @@ export abstract class RemoteLock {
   /** The lock's name, as given. */
   readonly name: string;
   readonly #local: FileLock | undefined;
+  readonly #leasePath: string;
 
-  protected constructor(kind: string, name: string, opts: Record<string, unknown>) {
+  protected constructor(kind: string, name: string, opts: Record<string, unknown>, scope = '') {
     this.name = name;
-    this.#local = localLock(kind, name, opts);
+    this.#local = localLock(kind, name, opts, scope);
+    this.#leasePath = this.#local === undefined ? '' : this.#local.path.replace(/\.lock$/, '.lease');
+  }
+
+  /** How this kind passes a held lease to the next local holder; none by default. */
+  protected passing(): Passing | undefined {
+    return undefined;
   }
 
   protected abstract grant(wait: Wait): Promise<Grant>;
@@ -266,17 +301,61 @@ export abstract class RemoteLock {
     try {
       if (signal?.aborted) throw new AbortError(signal.reason);
       const deadline = timeoutMs < 0 ? Number.POSITIVE_INFINITY : performance.now() + timeoutMs;
+      const wait = { deadline, timeoutMs, signal, lose: (why: string, cause?: unknown) => loss.lose(why, cause) };
+      let passed: Grant | undefined;
       if (this.#local !== undefined) {
         localHandle = await this.#local.acquire({ timeout: timeoutMs < 0 ? undefined : timeoutMs, signal });
+        passed = await this.#takeLease(wait);
       }
-      grant = await this.grant({ deadline, timeoutMs, signal, lose: (why, cause) => loss.lose(why, cause) });
+      grant = passed ?? (await this.grant(wait));
     } catch (err) {
       localHandle?.release();
       throw withStack(err, site);
     }
     const local = localHandle;
-    const ungrant = local === undefined ? () => grant.ungrant() : () => grant.ungrant().finally(() => local.release());
+    const ungrant = local === undefined ? () => grant.ungrant() : () => this.#ungrantLocal(grant, local as LockHandle);
     return new RemoteHandle(grant.token, this.shared, loss, ungrant);
+  }
+
+  /** Under the local lock: the lease a local holder left, if any and still held. */
+  async #takeLease(wait: Wait): Promise<Grant | undefined> {
+    const passing = this.passing();
+    const record = passing === undefined ? undefined : readLease(this.#leasePath);
+    if (passing === undefined || record === undefined || !passing.mine(record)) return undefined;
+    if (!removeLease(this.#leasePath)) return undefined; // unclaimed, so not ours to use
+    return passing.adopt(record, wait);
+  }
+
+  /**
+   * Releases a hold taken under the local lock: passes its lease on when the
+   * backend can, and takes it back to the server when nobody local took it.
+   * Resolves once the lease is either claimed by a local holder or released,
+   * so a process that exits after `await release()` leaves none behind.
+   */
+  async #ungrantLocal(grant: Grant, local: LockHandle): Promise<void> {
+    const record = grant.pass === undefined ? undefined : await grant.pass().catch(() => undefined);
+    if (record === undefined || !writeLease(this.#leasePath, record)) {
+      try {
+        await grant.ungrant();
+      } finally {
+        local.release();
+      }
+      return;
+    }
+    local.release();
+    await new Promise((resolve) => setTimeout(resolve, PASS_MOMENT_MS));
+    // Busy: its holder took the lock after the record was written, so it
+    // owns the record (it claims or returns it, by the same rule).
+    const again = (this.#local as FileLock).tryAcquire();
+    if (again === null) return;
+    try {
+      const left = readLease(this.#leasePath);
+      const passing = this.passing() as Passing;
+      // Whichever holder's record it is, nobody local wants it now.
+      if (left !== undefined && passing.mine(left) && removeLease(this.#leasePath)) await passing.drop(left);
+    } finally {
+      again.release();
+    }
   }
 
   /** Acquires, runs `fn(handle, handle.signal)`, and always releases. */

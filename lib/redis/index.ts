@@ -8,6 +8,7 @@ import type { Lockable } from '../lock';
 import {
   bounded,
   type Grant,
+  type Passing,
   type RemoteHandle,
   RemoteLock,
   type RemoteLockOptions,
@@ -123,11 +124,42 @@ const MAX_TTL = 2 ** 31 - 1;
 // the server's clock running faster than ours.
 const DRIFT = 0.01;
 
+// Passing (local: true): a lease serves at most 1 + MAX_PASSES holders of
+// one machine per server grant, and is passed on only within ttl/2 of that
+// grant; then it goes back to the server, whose FIFO queue serves the other
+// machines. A pass number lives in the token's low bits.
+const PASS_BITS = 16n;
+const MAX_PASSES = 15;
+// A record's times are CLOCK_MONOTONIC, shared by the machine's processes;
+// its wall-clock twin must tell the same elapsed time within this, or the
+// record's deadline is not believed (a runtime with a per-process clock, a
+// time namespace) and the lease is confirmed with the server instead.
+const CLOCK_SLACK_MS = 100;
+
+/** Milliseconds of CLOCK_MONOTONIC: the same clock in every process of the machine. */
+const mono = () => Number(process.hrtime.bigint() / 1000n) / 1000;
+
+/** A lease as one holder keeps it and passes it on. */
+interface Lease {
+  owner: string;
+  /** The server's token counter at the grant; the handle's token is base << 16 | passes. */
+  base: bigint;
+  passes: number;
+  /** mono() when the server granted it. */
+  grantedAt: number;
+  /** mono() until which it is certainly held (confirmed, less the drift margin). */
+  expires: number;
+}
+
 // An owner is its client's wake tag (random) and a count: unique among
 // every client of the server.
 let owners = 0;
 
 const wakeupsByClient = new WeakMap<object, Wakeups>();
+// The server's run_id, per client: a record names its server, and a lease
+// recorded by another server's client is confirmed with a renewal, never
+// believed (two servers with a lock of one name, used from one machine).
+const serverIdByClient = new WeakMap<object, Promise<string>>();
 
 /**
  * An exclusive lock held as a lease on one Redis primary, for holders on
@@ -145,6 +177,8 @@ export class RedisLock extends RemoteLock {
   readonly #keys: string[];
   readonly #wakePrefix: string;
   readonly #renewEvery: number;
+  readonly #serverId: () => Promise<string>;
+  readonly #passes: boolean;
 
   /**
    * Takes the node-redis (v4+) or ioredis client you already have; one
@@ -162,7 +196,7 @@ export class RedisLock extends RemoteLock {
     }
     const prefix = opts.prefix ?? 'interlock:';
     if (typeof prefix !== 'string') throw invalidType('options.prefix', 'of type string', prefix);
-    super('redis', name, opts);
+    super('redis', name, opts, prefix);
     this.ttl = ttl;
     this.#renewEvery = Math.floor(ttl / 3);
     this.#conn = conn;
@@ -172,6 +206,20 @@ export class RedisLock extends RemoteLock {
       wakeupsByClient.set(client as object, wakeups);
     }
     this.#wakeups = wakeups;
+    this.#passes = opts.local === true;
+    this.#serverId = () => {
+      let id = serverIdByClient.get(client as object);
+      if (id === undefined) {
+        id = conn.send(['INFO', 'server']).then((info) => {
+          const runId = /run_id:(\w+)/.exec(String(info))?.[1];
+          if (runId === undefined) throw new Error('INFO server has no run_id');
+          return runId;
+        });
+        id.catch(() => serverIdByClient.delete(client as object)); // asked again next time
+        serverIdByClient.set(client as object, id);
+      }
+      return id;
+    };
     // One hash tag: in a cluster all four live on one slot.
     this.#key = `${prefix}{${name}}`;
     this.#keys = [this.#key, `${this.#key}:token`, `${this.#key}:queue`, `${this.#key}:waiters`];
@@ -205,6 +253,8 @@ export class RedisLock extends RemoteLock {
   }
 
   protected async grant(wait: Wait): Promise<Grant> {
+    // Asked once per client, beside the first grant: the first pass then need not wait for it.
+    if (this.#passes) this.#serverId().catch(() => {});
     const wakeups = this.#wakeups;
     const owner = `${wakeups.tag}/${++owners}`;
     const args = [owner, `${this.ttl}`, this.#wakePrefix];
@@ -217,7 +267,7 @@ export class RedisLock extends RemoteLock {
     let queued = false;
     try {
       for (;;) {
-        const sentAt = performance.now();
+        const sentAt = mono();
         const reply = (await this.#run(ACQUIRE, this.#keys, args)) as unknown[];
         // Not cut short by the deadline or the signal: a grant that arrives
         // after its waiter gave up is passed on (below) before the rejection.
@@ -226,7 +276,11 @@ export class RedisLock extends RemoteLock {
         if (late !== false) throw late === true ? onTimeout() : late;
         if (Number(reply[0]) === 1) {
           queued = false;
-          return this.#hold(owner, BigInt(String(reply[1])), sentAt, wait);
+          const base = BigInt(String(reply[1]));
+          return this.#hold(
+            { owner, base, passes: 0, grantedAt: sentAt, expires: sentAt + this.ttl * (1 - DRIFT) },
+            wait,
+          );
         }
         if (stop === undefined) {
           // Listen, then look again: a handover between the two is not missed.
@@ -276,9 +330,10 @@ export class RedisLock extends RemoteLock {
     }
   }
 
-  #hold(owner: string, token: bigint, sentAt: number, wait: Wait): Grant {
+  #hold(lease: Lease, wait: Wait): Grant {
     const ttl = this.ttl;
-    let expires = sentAt + ttl * (1 - DRIFT);
+    const { owner } = lease;
+    let expires = lease.expires;
     // Between renewals one timer runs: the next renewal, which also notices
     // a lease that ran out while the process was paused (SIGSTOP, a long GC,
     // a blocked loop). A second one, the lease's end, runs only while a
@@ -286,6 +341,7 @@ export class RedisLock extends RemoteLock {
     let renewTimer: NodeJS.Timeout | undefined;
     let expiryTimer: NodeJS.Timeout | undefined;
     let held = true;
+    let unsure = false; // a renewal is unconfirmed: the lease is not passed on
     const stop = () => {
       held = false;
       clearTimeout(renewTimer);
@@ -296,8 +352,9 @@ export class RedisLock extends RemoteLock {
       wait.lose(why, cause);
     };
     const renew = () => {
-      const at = performance.now();
+      const at = mono();
       if (at >= expires) return lose(`its ${ttl} ms lease ran out before it could be renewed`);
+      unsure = true;
       clearTimeout(expiryTimer);
       expiryTimer = setTimeout(() => lose(`its ${ttl} ms lease ran out before a renewal was confirmed`), expires - at);
       expiryTimer.unref();
@@ -306,22 +363,51 @@ export class RedisLock extends RemoteLock {
           if (!held) return;
           if (Number(reply) !== 1) return lose('the key expired or another owner holds it');
           clearTimeout(expiryTimer);
+          unsure = false;
           expires = Math.max(expires, at + ttl * (1 - DRIFT));
-          schedule();
+          schedule(this.#renewEvery);
         },
-        () => held && schedule(), // unsure, not lost: the lease's end stays armed
+        () => held && schedule(this.#renewEvery), // unsure, not lost: the lease's end stays armed
       );
     };
-    const schedule = () => {
-      renewTimer = setTimeout(renew, this.#renewEvery);
+    const schedule = (ms: number) => {
+      renewTimer = setTimeout(renew, ms);
       renewTimer.unref();
     };
-    schedule();
+    // A fresh lease is renewed after ttl/3; a passed one when it is as old.
+    schedule(Math.max(0, Math.min(this.#renewEvery, expires - mono() - (ttl * (1 - DRIFT) - this.#renewEvery))));
     return {
-      token,
+      token: (lease.base << PASS_BITS) | BigInt(lease.passes),
       ungrant: () => {
         stop();
         return this.#ungrant(owner);
+      },
+      pass: async () => {
+        // Never a lost lease, one whose renewal is unconfirmed, or one that
+        // has served its machine long enough (fairness to the others).
+        const passable = () =>
+          held &&
+          !unsure &&
+          lease.passes < MAX_PASSES &&
+          mono() - lease.grantedAt < ttl / 2 &&
+          expires - mono() >= ttl / 3;
+        if (!passable()) return undefined;
+        const server = await this.#serverId().catch(() => undefined);
+        if (server === undefined || !passable()) return undefined;
+        stop();
+        const at = mono();
+        return JSON.stringify({
+          v: 1,
+          key: this.#key,
+          server,
+          owner,
+          base: `${lease.base}`,
+          passes: lease.passes + 1,
+          grantedAt: lease.grantedAt,
+          expires,
+          mono: at,
+          wall: Date.now(),
+        });
       },
     };
   }
@@ -329,6 +415,81 @@ export class RedisLock extends RemoteLock {
   async #ungrant(owner: string): Promise<void> {
     await this.#run(RELEASE, this.#keys, [owner, `${this.ttl}`, this.#wakePrefix]);
   }
+
+  protected override passing(): Passing {
+    return {
+      mine: (record) => {
+        const r = parseRecord(record);
+        // Unreadable (a writer killed mid-write): cleared, its lease runs out.
+        return r === undefined || r.key === this.#key;
+      },
+      adopt: (record, wait) => this.#adopt(record, wait),
+      drop: async (record) => {
+        const r = parseRecord(record);
+        if (r !== undefined) await this.#ungrant(r.owner);
+      },
+    };
+  }
+
+  /** A passed lease as this holder's grant: no command while comfortably valid, else one renewal. */
+  async #adopt(record: string, wait: Wait): Promise<Grant | undefined> {
+    const r = parseRecord(record);
+    if (r === undefined) return undefined;
+    // A lease of another server (one with a lock of this name too, used
+    // from this machine) is confirmed with a renewal, never believed.
+    const server = await this.#serverId().catch(() => undefined);
+    const now = mono();
+    const believed =
+      r.server === server && now >= r.mono && Math.abs(now - r.mono - (Date.now() - r.wall)) <= CLOCK_SLACK_MS;
+    const lease: Lease = {
+      owner: r.owner,
+      base: r.base,
+      passes: r.passes,
+      grantedAt: believed ? r.grantedAt : Number.NEGATIVE_INFINITY, // unknown: passed no further
+      expires: believed ? r.expires : Number.NEGATIVE_INFINITY,
+    };
+    if (lease.expires - now < this.ttl / 3) {
+      const sentAt = mono();
+      const renewed = Number(await this.#run(RENEW, [this.#key], [r.owner, `${this.ttl}`])) === 1;
+      if (!renewed) return undefined; // ran out (or restarted server): a grant from the server then
+      lease.expires = sentAt + this.ttl * (1 - DRIFT);
+    }
+    const late = wait.signal?.aborted ? new AbortError(wait.signal.reason) : performance.now() >= wait.deadline;
+    if (late !== false) {
+      await this.#ungrant(r.owner);
+      throw late === true ? remoteTimeoutError(this.name, wait.timeoutMs, 'EVALSHA') : late;
+    }
+    return this.#hold(lease, wait);
+  }
+}
+
+/** A lease record as Grant.pass() wrote it, or undefined when it is not one. */
+function parseRecord(
+  text: string,
+): (Omit<Lease, 'base'> & { base: bigint; key: string; server: string; mono: number; wall: number }) | undefined {
+  let r: Record<string, unknown>;
+  try {
+    r = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+  if (r === null || typeof r !== 'object' || r.v !== 1) return undefined;
+  if (typeof r.key !== 'string' || typeof r.server !== 'string' || typeof r.owner !== 'string') return undefined;
+  if (typeof r.base !== 'string' || !/^\d{1,30}$/.test(r.base)) return undefined;
+  if (!Number.isInteger(r.passes) || (r.passes as number) < 1 || (r.passes as number) > MAX_PASSES) return undefined;
+  if (!finite(r.grantedAt) || !finite(r.expires) || !finite(r.mono) || !finite(r.wall)) return undefined;
+  return {
+    key: r.key,
+    server: r.server,
+    owner: r.owner,
+    base: BigInt(r.base),
+    passes: r.passes as number,
+    grantedAt: r.grantedAt,
+    expires: r.expires,
+    mono: r.mono,
+    wall: r.wall,
+  };
 }
 
 true satisfies RedisLock extends Lockable<RemoteHandle> ? true : never;

@@ -1,0 +1,320 @@
+'use strict';
+// RedisLock { local: true } passing a held lease to the next holder of the
+// same machine-local lock without the server (issue 13), against a real
+// redis-server: it saves server commands, tokens still grow across passes
+// and "hosts" (two localDirs), and a lease is never passed when lost, never
+// left behind by a release, and never held twice when its holder or its
+// releaser is SIGKILLed.
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const { createClient } = require('redis');
+const { RedisLock } = require('interlock/redis');
+const { openRedisStore } = require('../examples/counter-server/store-redis');
+const { sleep, startFixture, tmpDir, waitFor, killChildren } = require('./support/helpers');
+const { needServer, serverFor } = require('./support/servers');
+
+const KEY = (name) => `interlock:{${name}}`;
+const PASS_MASK = 0xffffn; // a token's pass number (low 16 bits)
+let seq = 0;
+const fresh = (what) => `test-${process.pid}-${what}-${++seq}`;
+const leaseFiles = (dir) => fs.readdirSync(dir).filter((f) => f.endsWith('.lease'));
+
+async function nodeRedis(url) {
+  const client = createClient({ url, socket: { reconnectStrategy: (n) => Math.min(n * 20, 200) } });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+/** lease-holder.js with `args`; `token` resolves with the token it printed ("held TOKEN", "passed TOKEN"). */
+function fixture(args) {
+  const started = startFixture('lease-holder.js', args);
+  let out = '';
+  started.token = new Promise((resolve, reject) => {
+    started.child.stdout.on('data', (d) => {
+      out += d;
+      const m = /(?:held|passed) (\d+)\n/.exec(out);
+      if (m) resolve(BigInt(m[1]));
+    });
+    started.exited.then(({ code, signal, err }) =>
+      reject(new Error(`exited (${code ?? signal}) before its token: ${err}`)),
+    );
+  });
+  started.token.catch(() => {});
+  return started;
+}
+
+/** Whether `promise` has settled, looked at now. */
+function settledFlag(promise) {
+  const state = { settled: false };
+  promise.then(
+    () => {
+      state.settled = true;
+    },
+    () => {
+      state.settled = true;
+    },
+  );
+  return state;
+}
+
+/**
+ * `tasks` async tasks per lock, each taking it `n` times; checks that no two
+ * holds overlap and returns the holds in grant order ({ token, who }).
+ */
+async function contend(locks, tasks, n, during = async () => {}) {
+  const holds = [];
+  let holding = false;
+  const task = async (lock, who) => {
+    for (let i = 0; i < n; i++) {
+      await lock.run(async (h) => {
+        assert.equal(holding, false, 'two holders at once');
+        holding = true;
+        holds.push({ token: h.token, who });
+        await during(h);
+        holding = false;
+      });
+    }
+  };
+  await Promise.all(locks.flatMap((lock, who) => Array.from({ length: tasks }, () => task(lock, who))));
+  return holds;
+}
+
+describe('RedisLock { local: true } passes its lease (real redis-server)', function () {
+  this.timeout(30000);
+  let server = null;
+  let client = null;
+  let dir = null;
+
+  before(async function () {
+    this.timeout(15000);
+    server = await serverFor('redis');
+    if (typeof server === 'string') return;
+    client = await nodeRedis(server.url);
+    dir = tmpDir('interlock-lease-');
+  });
+
+  after(async () => {
+    killChildren();
+    await client?.close();
+    await server?.stop?.();
+  });
+
+  beforeEach(function () {
+    needServer(this, server);
+  });
+
+  it('server commands per acquisition fall well below 2 (the control without local: 2 or more)', async () => {
+    // Requests this client sends (a script is one; the wake channel's
+    // SUBSCRIBE goes over a connection of its own), as bench/remote.js counts.
+    const c = await nodeRedis(server.url);
+    let sent = 0;
+    const send = c.sendCommand.bind(c);
+    c.sendCommand = (...args) => {
+      sent++;
+      return send(...args);
+    };
+    try {
+      const perAcquisition = async (options) => {
+        const name = fresh('commands');
+        const locks = [0, 1, 2, 3].map(() => new RedisLock(c, name, options));
+        const before = sent;
+        // Holds of 1 ms: the others queue meanwhile (with empty holds every
+        // task can be inside release() at once, when nobody waits to take a pass).
+        const holds = await contend(locks, 1, 40, () => sleep(1));
+        const perHold = (sent - before) / holds.length;
+        for (const lock of locks) lock.close();
+        assert.equal(await client.exists(KEY(name)), 0, 'the lease was left held');
+        return perHold;
+      };
+      const local = await perAcquisition({ local: true, localDir: tmpDir('interlock-lease-') });
+      const control = await perAcquisition({});
+      console.log(`      (requests per acquisition: ${local.toFixed(2)} local, ${control.toFixed(2)} without)`);
+      assert.ok(control >= 2, `control ${control}: every server grant takes at least acquire + release`);
+      assert.ok(local <= 0.5, `local: true sent ${local} requests per acquisition`);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('exclusion across 2 "hosts" x 2 processes x 2 worker threads, passing leases: exact counter; the no-lock control loses updates', async () => {
+    const n = 15;
+    const hosts = [tmpDir('interlock-lease-a-'), tmpDir('interlock-lease-b-')];
+    const countWith = async (url, file) => {
+      fs.writeFileSync(file, '00000000');
+      const name = fresh('count');
+      const kids = [0, 1, 2, 3].map((i) =>
+        startFixture('lease-holder.js', ['count', url, name, '5000', file, `${n}`, hosts[i % 2], '2'], 'ready'),
+      );
+      await Promise.all(kids.map((k) => k.started));
+      for (const k of kids) k.child.stdin.write('go\n');
+      for (const k of kids) {
+        const { code, err } = await k.closed;
+        assert.equal(code, 0, err);
+      }
+      return Number(fs.readFileSync(file, 'utf8'));
+    };
+    assert.equal(await countWith(server.url, `${dir}/count-locked`), 8 * n);
+    const control = await countWith('none', `${dir}/count-none`);
+    assert.ok(control < 8 * n, `no lock yet ${control} of ${8 * n}: the race did not happen`);
+    for (const d of hosts) assert.deepEqual(leaseFiles(d), [], 'a lease was left behind');
+  });
+
+  it('tokens grow across passes and across two "hosts" taking turns; the fenced store refuses a stale write', async () => {
+    const name = fresh('tokens');
+    const hosts = [tmpDir('interlock-lease-a-'), tmpDir('interlock-lease-b-')];
+    const locks = hosts.map((localDir) => new RedisLock(client, name, { ttl: 5000, local: true, localDir }));
+    const store = await openRedisStore(server.url, `${name}:store`);
+    try {
+      let value = 0;
+      // Every holder writes through the fenced store: a refused write throws.
+      const holds = await contend(locks, 3, 30, (h) => store.write(++value, h.token));
+      for (let i = 1; i < holds.length; i++) {
+        const [was, is] = [holds[i - 1].token, holds[i].token];
+        assert.ok(is > was, `grant ${i}: ${is} after ${was}`);
+        // A server grant's token ends in 16 zero bits; a pass adds 1 to the token it was passed by.
+        if ((is & PASS_MASK) !== 0n) assert.equal(is, was + 1n, `grant ${i}: pass ${is} after ${was}`);
+      }
+      const passed = holds.filter((h) => (h.token & PASS_MASK) !== 0n).length;
+      const turns = holds.filter((h, i) => i > 0 && h.who !== holds[i - 1].who).length;
+      console.log(`      (${holds.length} holds: ${passed} by a passed lease, ${turns} changes of host)`);
+      assert.ok(passed >= 10, `only ${passed} of ${holds.length} holds were passed leases`);
+      assert.ok(turns >= 2, `the hosts changed ${turns} times: one kept the lock from the other`);
+      assert.equal(await store.read(), value);
+      await assert.rejects(store.write(-1, holds[holds.length - 2].token), /stale write refused/);
+      assert.equal(await client.exists(KEY(name)), 0);
+      for (const d of hosts) assert.deepEqual(leaseFiles(d), []);
+    } finally {
+      for (const lock of locks) lock.close();
+      await store.remove();
+      store.close();
+    }
+  });
+
+  it('a lease lost to another owner is not passed: the next local holder waits for a grant of its own', async () => {
+    const name = fresh('lost');
+    const localDir = tmpDir('interlock-lease-');
+    // ttl 3000: the loss is seen at the first renewal (1 s), when the local
+    // deadline still has 2 s left and the hold is young enough to be passed
+    // (ttl/2); passed anyway, the lease would be taken by the waiter below
+    // with no command to the server.
+    const lock = new RedisLock(client, name, { ttl: 3000, local: true, localDir });
+    const h = await lock.acquire();
+    await client.set(KEY(name), 'someone else', { PX: 60000 });
+    assert.ok(await waitFor(() => h.signal.aborted, 10000), 'the renewal never saw the other owner');
+    const waiter = lock.acquire({ timeout: 20000 });
+    const granted = settledFlag(waiter);
+    await h.release();
+    await sleep(300);
+    assert.equal(granted.settled, false, 'the waiter got a lease that another owner holds');
+    assert.deepEqual(leaseFiles(localDir), []);
+    await client.del(KEY(name));
+    const next = await waiter;
+    assert.ok(next.token > h.token, `${next.token} after ${h.token}`);
+    assert.equal(next.token & PASS_MASK, 0n, 'a passed lease, not a grant of its own');
+    await next.release();
+    lock.close();
+  });
+
+  it('a holder paused (SIGSTOP) past its lease does not pass it: the next local holder gets a fresh, larger token', async () => {
+    const name = fresh('paused');
+    const [a, b] = [tmpDir('interlock-lease-a-'), tmpDir('interlock-lease-b-')];
+    const holder = startFixture('remote-holder.js', ['hold', 'redis', server.url, name, '300', a], 'held');
+    await holder.started;
+    process.kill(holder.child.pid, 'SIGSTOP');
+    const other = new RedisLock(client, name, { ttl: 10000, local: true, localDir: b });
+    const otherHold = await other.acquire({ timeout: 10000 }); // once the paused lease ran out
+    const local = new RedisLock(client, name, { ttl: 10000, local: true, localDir: a });
+    const waiter = local.acquire({ timeout: 20000 }); // behind the paused holder's local lock
+    const granted = settledFlag(waiter);
+    process.kill(holder.child.pid, 'SIGCONT');
+    const { code, out } = await holder.closed;
+    assert.equal(code, 0);
+    assert.match(out, /lost ERR_LOCK_LOST/);
+    const paused = BigInt(/held (\d+)/.exec(out)[1]);
+    await sleep(200);
+    assert.equal(granted.settled, false, 'granted while the other host holds the lock');
+    await otherHold.release();
+    const next = await waiter;
+    assert.ok(otherHold.token > paused && next.token > otherHold.token, `${paused}, ${otherHold.token}, ${next.token}`);
+    assert.equal(next.token & PASS_MASK, 0n, 'the paused lease was passed on');
+    await next.release();
+    other.close();
+    local.close();
+  });
+
+  it('a holder of a passed lease SIGKILLed: the next local holder gets the lock once the lease runs out', async () => {
+    const name = fresh('killed');
+    const localDir = tmpDir('interlock-lease-');
+    const ttl = 2000; // the pass needs ttl/3 left: a stall of 1.3 s in the fixture is allowed for
+    const holder = fixture(['passed', server.url, name, `${ttl}`, localDir]);
+    const held = await holder.token;
+    assert.equal(held & PASS_MASK, 1n, `token ${held}: not a passed lease`);
+    holder.child.kill('SIGKILL');
+    await holder.exited;
+    const killedAt = performance.now();
+    assert.equal(await client.exists(KEY(name)), 1, 'the killed holder had no lease');
+    const lock = new RedisLock(client, name, { ttl: 5000, local: true, localDir });
+    const h = await lock.acquire({ timeout: ttl + 10000 });
+    const after = performance.now() - killedAt;
+    console.log(`      (granted ${after.toFixed(0)} ms after SIGKILL; ttl ${ttl} ms)`);
+    assert.ok(h.token > held, `${h.token} after ${held}`);
+    assert.ok(after <= ttl + 3000, `${after} ms`);
+    await h.release();
+    lock.close();
+  });
+
+  it('a releaser SIGKILLed after passing, before its re-check: the next local holder takes the lease, the other host waits for it', async () => {
+    const name = fresh('releaser');
+    const [a, b] = [tmpDir('interlock-lease-a-'), tmpDir('interlock-lease-b-')];
+    // ttl 10 s: the record stays comfortably valid however slow this machine is.
+    const releaser = fixture(['die-passing', server.url, name, '10000', a]);
+    const held = await releaser.token;
+    const { out, signal } = await releaser.closed;
+    assert.equal(signal, 'SIGKILL');
+    assert.match(out, /passed \d+\n/, 'killed before it left a record');
+    assert.equal(leaseFiles(a).length, 1, 'no record left');
+    const other = new RedisLock(client, name, { ttl: 5000, local: true, localDir: b });
+    const otherWait = other.acquire({ timeout: 20000 });
+    const otherGranted = settledFlag(otherWait);
+    const local = new RedisLock(client, name, { ttl: 5000, local: true, localDir: a });
+    const h = await local.acquire({ timeout: 5000 });
+    assert.equal(h.token, held + 1n, `${h.token}: not the lease passed by ${held}`);
+    assert.deepEqual(leaseFiles(a), [], 'the record was not claimed');
+    await sleep(300);
+    assert.equal(otherGranted.settled, false, 'the other host got the lock while the lease was held here');
+    await h.release(); // nobody local wants it: back to the server, which hands it to the other host
+    const o = await otherWait;
+    assert.ok(o.token > h.token, `${o.token} after ${h.token}`);
+    assert.deepEqual(leaseFiles(a), []);
+    await o.release();
+    local.close();
+    other.close();
+  });
+
+  it('a releaser SIGKILLed after passing with nobody local to take it: the other host gets the lock once the lease runs out', async () => {
+    const name = fresh('unclaimed');
+    const [a, b] = [tmpDir('interlock-lease-a-'), tmpDir('interlock-lease-b-')];
+    const ttl = 2000;
+    const releaser = fixture(['die-passing', server.url, name, `${ttl}`, a]);
+    const held = await releaser.token;
+    const { out } = await releaser.closed;
+    assert.match(out, /passed \d+\n/, 'killed before it left a record');
+    const killedAt = performance.now();
+    const other = new RedisLock(client, name, { ttl: 5000, local: true, localDir: b });
+    const o = await other.acquire({ timeout: ttl + 10000 });
+    const after = performance.now() - killedAt;
+    console.log(`      (granted ${after.toFixed(0)} ms after SIGKILL; ttl ${ttl} ms)`);
+    assert.ok(o.token > held, `${o.token} after ${held}`);
+    assert.ok(after <= ttl + 3000, `${after} ms`);
+    await o.release();
+    other.close();
+    // The record left behind is stale now: the next local holder gets a grant of its own.
+    const local = new RedisLock(client, name, { ttl: 5000, local: true, localDir: a });
+    const h = await local.acquire({ timeout: 5000 });
+    assert.ok(h.token > o.token, `${h.token} after ${o.token}`);
+    assert.equal(h.token & PASS_MASK, 0n);
+    await h.release();
+    local.close();
+  });
+});
