@@ -11,7 +11,7 @@ const { createClient } = require('redis');
 const { RedisLock } = require('interlock/redis');
 const { openRedisStore } = require('../examples/counter-server/store-redis');
 const { sleep, startFixture, tmpDir, waitFor, killChildren } = require('./support/helpers');
-const { needServer, serverFor } = require('./support/servers');
+const { countAcross, needServer, serverFor } = require('./support/servers');
 
 const KEY = (name) => `interlock:{${name}}`;
 const PASS_MASK = 0xffffn; // a token's pass number (low 16 bits)
@@ -140,22 +140,9 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
   it('exclusion across 2 "hosts" x 2 processes x 2 worker threads, passing leases: exact counter; the no-lock control loses updates', async () => {
     const n = 15;
     const hosts = [tmpDir('interlock-lease-a-'), tmpDir('interlock-lease-b-')];
-    const countWith = async (url, file) => {
-      fs.writeFileSync(file, '00000000');
-      const name = fresh('count');
-      const kids = [0, 1, 2, 3].map((i) =>
-        startFixture('lease-holder.js', ['count', url, name, '5000', file, `${n}`, hosts[i % 2], '2'], 'ready'),
-      );
-      await Promise.all(kids.map((k) => k.started));
-      for (const k of kids) k.child.stdin.write('go\n');
-      for (const k of kids) {
-        const { code, err } = await k.closed;
-        assert.equal(code, 0, err);
-      }
-      return Number(fs.readFileSync(file, 'utf8'));
-    };
-    assert.equal(await countWith(server.url, `${dir}/count-locked`), 8 * n);
-    const control = await countWith('none', `${dir}/count-none`);
+    const count = (kind, file) => countAcross(kind, server.url, fresh('count'), `${dir}/${file}`, n, hosts, 2);
+    assert.equal(await count('redis', 'count-locked'), 8 * n);
+    const control = await count('none', 'count-none');
     assert.ok(control < 8 * n, `no lock yet ${control} of ${8 * n}: the race did not happen`);
     for (const d of hosts) assert.deepEqual(leaseFiles(d), [], 'a lease was left behind');
   });
@@ -172,7 +159,9 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
       for (let i = 1; i < holds.length; i++) {
         const [was, is] = [holds[i - 1].token, holds[i].token];
         assert.ok(is > was, `grant ${i}: ${is} after ${was}`);
-        // A server grant's token ends in 16 zero bits; a pass adds 1 to the token it was passed by.
+        // A server grant's token ends in 16 zero bits; a pass adds 1 to the
+        // token it was passed by, at most 15 times per grant.
+        assert.ok((is & PASS_MASK) <= 15n, `grant ${i}: token ${is} is no server grant or pass`);
         if ((is & PASS_MASK) !== 0n) assert.equal(is, was + 1n, `grant ${i}: pass ${is} after ${was}`);
       }
       const passed = holds.filter((h) => (h.token & PASS_MASK) !== 0n).length;

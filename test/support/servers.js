@@ -89,13 +89,15 @@ function needServer(ctx, server) {
 /**
  * 4 processes × n read-pause-write increments of `file` under a remote lock
  * of `kind` (or 'none'); with `localDirs`, processes 0/2 and 1/3 are two
- * "hosts" with a machine-local lock dir each. Returns the final count.
+ * "hosts" with a machine-local lock dir each, and with `workers` each
+ * process counts in that many worker threads. Returns the final count.
  */
-async function countAcross(kind, url, name, file, n, localDirs) {
+async function countAcross(kind, url, name, file, n, localDirs, workers) {
   fs.writeFileSync(file, '00000000');
   const kids = [0, 1, 2, 3].map((i) => {
     const args = ['count', kind, url, name, file, `${n}`];
     if (localDirs) args.push(localDirs[i % 2]);
+    if (workers) args.push(`${workers}`);
     return startFixture('remote-holder.js', args, 'ready');
   });
   await Promise.all(kids.map((k) => k.started));
@@ -157,4 +159,13 @@ async function assertHandoff(lock, held) {
   await first.release(); // idempotent
 }
 
-module.exports = { freePort, startRedis, startPostgres, serverFor, needServer, assertExclusion, assertHandoff };
+module.exports = {
+  freePort,
+  startRedis,
+  startPostgres,
+  serverFor,
+  needServer,
+  countAcross,
+  assertExclusion,
+  assertHandoff,
+};
