@@ -53,9 +53,12 @@ class LockObject : public Napi::ObjectWrap<Derived>, public BindingObject {
 
   // The hot-path functions take a slot: napi_unwrap is a private-property
   // lookup that costs more than the lock operation itself. Throws (and
-  // returns null) when the slot holds no object of this kind.
+  // returns null) when the slot holds no object of this kind. One call reads
+  // the slot: napi_get_value_int32 itself refuses anything but a number
+  // (a missing argument is undefined), without a napi_typeof first.
   static Derived* FromSlot(const Napi::CallbackInfo& info) {
-    int slot = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
+    int32_t slot = -1;
+    if (napi_get_value_int32(info.Env(), info[0], &slot) != napi_ok) slot = -1;
     BindingObject* obj = AddonData::From(info.Env())->objects.Get(slot);
     if (obj == nullptr || obj->kind_ != &kKind) {
       ThrowType(info.Env(), "interlock binding: no lock of this kind in that slot");

@@ -108,7 +108,7 @@ void unguard_mapping(int slot) {
   slot_at(slot)->len.store(0, std::memory_order_release);
 }
 
-bool mapping_lost(int slot) { return mapping_lost_at(slot) != 0; }
+const std::atomic<uintptr_t>* lost_mark(int slot) { return &slot_at(slot)->lost_at; }
 
 uintptr_t mapping_lost_at(int slot) { return slot >= 0 ? slot_at(slot)->lost_at.load(std::memory_order_acquire) : 0; }
 

@@ -11,6 +11,7 @@
 // shared_region.h). Faults anywhere else go to the previous SIGBUS disposition.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -25,7 +26,11 @@ constexpr int kMaxGuarded = 4096 * 256;
 // are guarded already (or a chunk could not be allocated).
 int guard_mapping(void* addr, size_t len);
 void unguard_mapping(int slot);
-bool mapping_lost(int slot);
+// The slot's loss mark: nonzero once pages were replaced (the address
+// mapping_lost_at() reports). It stays where it is while the slot is
+// guarded, so a user that checks on every lock operation keeps the pointer
+// instead of looking the slot up each time.
+const std::atomic<uintptr_t>* lost_mark(int slot);
 // The first address replaced by zero pages, or 0 if none was.
 uintptr_t mapping_lost_at(int slot);
 

@@ -162,8 +162,14 @@ void FileMarks::released(bool shared, bool keep_news) {
   } else if (!keep_news) {
     s->exclusive.store(0, std::memory_order_release);
   }
-  // The stale-turn clock starts here (see turn_stale).
-  if (last) s->free_since_ms.store(monotonic_ms32() | 1, std::memory_order_relaxed);
+  // The stale-turn clock starts here (see turn_stale), if a turn is pending:
+  // nobody reads it otherwise, and a turn taken after this load finds it 0
+  // (admit() cleared it at the grant) and starts it at its first probe of
+  // the free lock, as after a flock(1) holder. Most releases find no turn
+  // and skip the clock read.
+  if (last && s->turn.load(std::memory_order_relaxed) != 0) {
+    s->free_since_ms.store(monotonic_ms32() | 1, std::memory_order_relaxed);
+  }
   lost();
 }
 

@@ -17,8 +17,7 @@
 namespace interlock {
 namespace {
 
-constexpr uint64_t kMagic = 0x4b434f4c52544e49ULL;  // "INTRLOCK"
-constexpr uint32_t kLayout = 2;                     // 2: kind, PID namespace, broken flag, state/data offsets
+constexpr uint32_t kLayout = 2;  // 2: kind, PID namespace, broken flag, state/data offsets
 constexpr uint64_t kAlign = 64;
 constexpr double kOpenWaitMs = 10000;  // a creator initialises in microseconds
 constexpr int kNotReadyTries = 40;
@@ -34,7 +33,7 @@ bool all_zero(const void* p, size_t n) {
 
 // What a header read from the file says about using it with `spec`.
 Status check(const RegionHeader& h, const RegionSpec& spec) {
-  if (h.magic != kMagic || h.layout_version != kLayout || h.canary != kMagic ||
+  if (h.magic != kRegionMagic || h.layout_version != kLayout || h.canary != kRegionMagic ||
       std::strncmp(h.abi, RegionFile::abi_tag().c_str(), sizeof(h.abi)) != 0) {
     return Status{ErrorKind::kIncompatible, "open"};
   }
@@ -177,7 +176,7 @@ Status RegionFile::map_checked(int fd, const std::string& path, const RegionSpec
   ssize_t n = have == 0 ? 0 : pread(fd, &probe, sizeof(probe), 0);
   if (n < 0) return Status::fail("read");
   // Blank: never initialised, or a creator died before setting `ready`.
-  bool blank = all_zero(&probe, sizeof(probe)) || (probe.magic == kMagic && probe.layout_version == kLayout &&
+  bool blank = all_zero(&probe, sizeof(probe)) || (probe.magic == kRegionMagic && probe.layout_version == kLayout &&
                                                    probe.ready.load(std::memory_order_acquire) == 0);
   if (blank && !alone) return Status{ErrorKind::kNotReady, "open"};
   if (blank) return create(fd, path, spec, init, arg);
@@ -205,7 +204,7 @@ Status RegionFile::create(int fd, const std::string& path, const RegionSpec& spe
   }
   Status st = map(fd, spec);
   if (!st.ok()) return st;
-  header_->magic = kMagic;
+  header_->magic = kRegionMagic;
   header_->layout_version = kLayout;
   header_->kind = static_cast<uint32_t>(spec.kind);
   std::string abi = abi_tag();
@@ -215,7 +214,7 @@ Status RegionFile::create(int fd, const std::string& path, const RegionSpec& spe
   header_->data_offset = header_->state_offset + align(spec.state_size);
   header_->data_size = spec.data_size;
   pid_namespace(&header_->pid_ns_dev, &header_->pid_ns_ino);
-  header_->canary = kMagic;
+  header_->canary = kRegionMagic;
   if (init != nullptr) {
     st = init(state(), arg);
     if (!st.ok()) return st;
@@ -235,6 +234,7 @@ Status RegionFile::map(int fd, const RegionSpec& spec) {
   data_ = static_cast<uint8_t*>(addr) + align(sizeof(RegionHeader)) + align(spec.state_size);
   guard_ = guard_mapping(addr, want);
   if (guard_ < 0) return Status{ErrorKind::kGuardFull, "mmap"};
+  lost_mark_ = lost_mark(guard_);
   return Status{};
 }
 
@@ -244,13 +244,13 @@ Status RegionFile::peek(const std::string& name, RegionKind kind, RegionHeader* 
   if (fd < 0) return Status::fail("open");
   ssize_t n = pread(fd, out, sizeof(*out), 0);
   int err = errno;
-  ssize_t m = n == static_cast<ssize_t>(sizeof(*out)) && out->magic == kMagic && out->layout_version == kLayout &&
+  ssize_t m = n == static_cast<ssize_t>(sizeof(*out)) && out->magic == kRegionMagic && out->layout_version == kLayout &&
                       out->state_size == state_size
                   ? pread(fd, state, state_size, static_cast<off_t>(out->state_offset))
                   : 0;
   ::close(fd);
   if (n < 0) return Status::fail("read", err);
-  if (n != static_cast<ssize_t>(sizeof(*out)) || out->magic != kMagic || out->layout_version != kLayout) {
+  if (n != static_cast<ssize_t>(sizeof(*out)) || out->magic != kRegionMagic || out->layout_version != kLayout) {
     return Status{ErrorKind::kIncompatible, "open"};
   }
   if (out->kind != static_cast<uint32_t>(kind)) return Status{ErrorKind::kOtherKind, "open"};
@@ -262,6 +262,7 @@ Status RegionFile::peek(const std::string& name, RegionKind kind, RegionHeader* 
 void RegionFile::unmap() {
   unguard_mapping(guard_);
   guard_ = -1;
+  lost_mark_ = nullptr;
   if (header_ != nullptr) munmap(header_, length_);
   if (fd_ >= 0) ::close(fd_);  // drops our shared flock: no longer a user
   fd_ = -1;
@@ -271,14 +272,10 @@ void RegionFile::unmap() {
   length_ = 0;
 }
 
-bool RegionFile::lost() const {
-  return mapping_lost(guard_) || *static_cast<volatile const uint64_t*>(&header_->canary) != kMagic;
-}
-
 bool RegionFile::header_intact() const {
   uintptr_t at = mapping_lost_at(guard_);
   bool pages = at == 0 || at >= reinterpret_cast<uintptr_t>(data_);
-  return pages && *static_cast<volatile const uint64_t*>(&header_->canary) == kMagic;
+  return pages && *static_cast<volatile const uint64_t*>(&header_->canary) == kRegionMagic;
 }
 
 void RegionFile::mark_broken() {

@@ -36,6 +36,9 @@ namespace interlock {
 
 enum class RegionKind : uint32_t { kMutex = 1, kSemaphore = 2, kLockTable = 3, kFileMarks = 4 };
 
+// A region header's magic and canary: "INTRLOCK".
+constexpr uint64_t kRegionMagic = 0x4b434f4c52544e49ULL;
+
 struct RegionHeader {
   uint64_t magic;
   uint32_t layout_version;
@@ -94,7 +97,11 @@ class RegionFile {
   // Pages of the mapping were lost (see fault_guard.h), or the header was
   // overwritten. header_intact(): the header and the kind's state are still
   // the shared ones, so their locks can be released and `broken` set.
-  bool lost() const;
+  // Inline: every lock operation asks, some more than once.
+  bool lost() const {
+    return lost_mark_->load(std::memory_order_acquire) != 0 ||
+           *static_cast<volatile const uint64_t*>(&header_->canary) != kRegionMagic;
+  }
   bool header_intact() const;
   // Marks the region broken for everyone (a no-op if the header is lost).
   void mark_broken();
@@ -126,8 +133,9 @@ class RegionFile {
   uint8_t* data_ = nullptr;
   uint64_t data_size_ = 0;
   size_t length_ = 0;
-  int fd_ = -1;     // open, with a shared flock, while mapped
-  int guard_ = -1;  // fault_guard slot
+  int fd_ = -1;                                        // open, with a shared flock, while mapped
+  int guard_ = -1;                                     // fault_guard slot
+  const std::atomic<uintptr_t>* lost_mark_ = nullptr;  // its loss mark, while mapped
   uid_t file_uid_ = 0;
   mode_t file_mode_ = 0;
 };
