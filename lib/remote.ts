@@ -333,8 +333,11 @@ export abstract class RemoteLock {
    * so a process that exits after `await release()` leaves none behind.
    */
   async #ungrantLocal(grant: Grant, local: LockHandle): Promise<void> {
-    const record = grant.pass === undefined ? undefined : await grant.pass().catch(() => undefined);
-    if (record === undefined || !writeLease(this.#leasePath, record)) {
+    const localLock = this.#local as FileLock;
+    // Once close() has let go of the local lock, the record could not be
+    // written under it, nor taken back: the lease goes to the server.
+    const record = grant.pass === undefined || localLock.closed ? undefined : await grant.pass().catch(() => undefined);
+    if (record === undefined || localLock.closed || !writeLease(this.#leasePath, record)) {
       try {
         await grant.ungrant();
       } finally {
@@ -346,7 +349,8 @@ export abstract class RemoteLock {
     await new Promise((resolve) => setTimeout(resolve, PASS_MOMENT_MS));
     // Busy: its holder took the lock after the record was written, so it
     // owns the record (it claims or returns it, by the same rule).
-    const again = (this.#local as FileLock).tryAcquire();
+    // Closed meanwhile: the next local holder, or the lease's end, returns it.
+    const again = localLock.closed ? null : localLock.tryAcquire();
     if (again === null) return;
     try {
       const left = readLease(this.#leasePath);

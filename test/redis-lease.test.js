@@ -205,6 +205,17 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
     lock.close();
   });
 
+  it('close() while held: release() returns the lease to the server and leaves no record', async () => {
+    const name = fresh('closed');
+    const localDir = tmpDir('interlock-lease-');
+    const lock = new RedisLock(client, name, { local: true, localDir });
+    const h = await lock.acquire();
+    lock.close(); // lets go of the local lock: nothing can be passed under it any more
+    await h.release();
+    assert.equal(await client.exists(KEY(name)), 0, 'the lease was left held');
+    assert.deepEqual(leaseFiles(localDir), []);
+  });
+
   it('a holder paused (SIGSTOP) past its lease does not pass it: the next local holder gets a fresh, larger token', async () => {
     const name = fresh('paused');
     const [a, b] = [tmpDir('interlock-lease-a-'), tmpDir('interlock-lease-b-')];
