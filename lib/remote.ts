@@ -347,16 +347,23 @@ export abstract class RemoteLock {
     }
     local.release();
     await new Promise((resolve) => setTimeout(resolve, PASS_MOMENT_MS));
+    // Gone or replaced: a later holder claimed it (only holders of the local
+    // lock change the file, and no record is written twice), so the local
+    // lock need not be taken to know.
+    if (readLease(this.#leasePath) !== record) return;
     // Busy: its holder took the lock after the record was written, so it
     // owns the record (it claims or returns it, by the same rule).
     // Closed meanwhile: the next local holder, or the lease's end, returns it.
     const again = localLock.closed ? null : localLock.tryAcquire();
     if (again === null) return;
     try {
-      const left = readLease(this.#leasePath);
-      const passing = this.passing() as Passing;
-      // Whichever holder's record it is, nobody local wants it now.
-      if (left !== undefined && passing.mine(left) && removeLease(this.#leasePath)) await passing.drop(left);
+      // Still this release's record: nobody local took the lease. Another
+      // record means a later holder took this one and left its own, which
+      // that holder looks back for in turn (so taking the local lock in a
+      // gap between two holders does not end their chain of passes).
+      if (readLease(this.#leasePath) === record && removeLease(this.#leasePath)) {
+        await (this.passing() as Passing).drop(record);
+      }
     } finally {
       again.release();
     }
