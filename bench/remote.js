@@ -160,7 +160,7 @@ function report(u, c, h) {
     `${fmt(r.rate.median)} (${fmt(r.rate.min)}–${fmt(r.rate.max)})`,
     isRedis(r.impl) ? fmt(r.rate.median / peerRate, 2) : '',
     fmt(r.jain, 3),
-    fmt(r.perAcq, 1),
+    fmt(r.perAcq, r.perAcq < 1 ? 2 : 1), // a passed lease sends none: 0.1 would hide the ratio
   ]);
   const load = os.loadavg()[0].toFixed(1);
   return [
@@ -181,7 +181,8 @@ function report(u, c, h) {
     '',
     `Contended: 4 processes × 4 worker threads on one name, ${CONTENDED_MS / 1000} s per rep, an empty critical section.`,
     'Commands per acquisition: requests sent by the lock clients (not counting the SUBSCRIBE of a waiting RedisLock,',
-    'once per idle period), per acquisition; `local: true` queues the 16 contenders on one machine-local FileLock first.',
+    'once per idle period), per acquisition; `local: true` queues the 16 contenders on one machine-local FileLock first',
+    '(RedisLock then passes its held lease among them: at most 15 passes per server grant).',
     '',
     ...table(['lock', 'acquisitions/s', '× best Redis peer', "Jain's index", 'commands per acquisition'], cRows),
     '',
