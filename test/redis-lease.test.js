@@ -205,6 +205,24 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
     lock.close();
   });
 
+  it('a hold older than ttl/2 since its server grant is not passed (fairness to other hosts): the next local holder gets a grant of its own', async () => {
+    const name = fresh('window');
+    const localDir = tmpDir('interlock-lease-');
+    // ttl 600: renewed at 200 ms, so at 400 ms the lease still has ~400 ms,
+    // enough to pass but for the ttl/2 bound.
+    const lock = new RedisLock(client, name, { ttl: 600, local: true, localDir });
+    const h = await lock.acquire();
+    const waiter = lock.acquire({ timeout: 10000 });
+    await sleep(400);
+    await h.release();
+    const next = await waiter;
+    assert.ok(next.token > h.token, `${next.token} after ${h.token}`);
+    assert.equal(next.token & PASS_MASK, 0n, 'a lease held past ttl/2 was passed on');
+    await next.release();
+    assert.equal(await client.exists(KEY(name)), 0);
+    lock.close();
+  });
+
   it('close() while held: release() returns the lease to the server and leaves no record', async () => {
     const name = fresh('closed');
     const localDir = tmpDir('interlock-lease-');
