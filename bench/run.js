@@ -171,10 +171,12 @@ async function main() {
   res.charts = (await drawCharts(res, chartDir)).map((c) => ({ ...c, file: path.relative(path.dirname(out), c.file) }));
   fs.mkdirSync(chartDir, { recursive: true });
   fs.writeFileSync(path.join(chartDir, 'results.json'), `${JSON.stringify(res)}\n`);
-  // The Web Locks section belongs to bench/web-locks.js: keep it.
-  const kept =
-    fs.existsSync(out) && fs.readFileSync(out, 'utf8').match(/<!-- web-locks:start -->[\s\S]*<!-- web-locks:end -->/);
-  fs.writeFileSync(out, kept ? `${render(res).trimEnd()}\n\n${kept[0]}\n` : render(res));
+  // Sections between <!-- NAME:start --> (or :begin) and <!-- NAME:end --> belong
+  // to other scripts (bench/web-locks.js, bench/remote.js, bench/ab.js): keep them.
+  const kept = fs.existsSync(out)
+    ? (fs.readFileSync(out, 'utf8').match(/<!-- ([\w-]+):(?:start|begin)[^>]*-->[\s\S]*?<!-- \1:end -->/g) ?? [])
+    : [];
+  fs.writeFileSync(out, kept.length > 0 ? `${render(res).trimEnd()}\n\n${kept.join('\n\n')}\n` : render(res));
   progress.done(
     `wrote ${out} and ${res.charts.length} charts in ${chartDir} (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
   );
