@@ -11,7 +11,7 @@ const { createClient } = require('redis');
 const { RedisLock } = require('interlock/redis');
 const { openRedisStore } = require('../examples/counter-server/store-redis');
 const { sleep, startFixture, tmpDir, waitFor, killChildren } = require('./support/helpers');
-const { countAcross, needServer, serverFor } = require('./support/servers');
+const { countAcross, needServer, serverFor, startRedis } = require('./support/servers');
 
 const KEY = (name) => `interlock:{${name}}`;
 const PASS_MASK = 0xffffn; // a token's pass number (low 16 bits)
@@ -42,6 +42,21 @@ function fixture(args) {
   });
   started.token.catch(() => {});
   return started;
+}
+
+/**
+ * Counts the requests `client` sends from now on (a script is one; the wake
+ * channel's SUBSCRIBE goes over a connection of its own), as bench/remote.js
+ * counts them; returns the count so far.
+ */
+function counting(client) {
+  let sent = 0;
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = (...args) => {
+    sent++;
+    return send(...args);
+  };
+  return () => sent;
 }
 
 /** Whether `promise` has settled, looked at now. */
@@ -105,24 +120,17 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
   });
 
   it('server commands per acquisition fall well below 2 (the control without local: 2 or more)', async () => {
-    // Requests this client sends (a script is one; the wake channel's
-    // SUBSCRIBE goes over a connection of its own), as bench/remote.js counts.
     const c = await nodeRedis(server.url);
-    let sent = 0;
-    const send = c.sendCommand.bind(c);
-    c.sendCommand = (...args) => {
-      sent++;
-      return send(...args);
-    };
+    const sent = counting(c);
     try {
       const perAcquisition = async (options) => {
         const name = fresh('commands');
         const locks = [0, 1, 2, 3].map(() => new RedisLock(c, name, options));
-        const before = sent;
+        const before = sent();
         // Holds of 1 ms: the others queue meanwhile (with empty holds every
         // task can be inside release() at once, when nobody waits to take a pass).
         const holds = await contend(locks, 1, 40, () => sleep(1));
-        const perHold = (sent - before) / holds.length;
+        const perHold = (sent() - before) / holds.length;
         for (const lock of locks) lock.close();
         assert.equal(await client.exists(KEY(name)), 0, 'the lease was left held');
         return perHold;
@@ -134,6 +142,31 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
       assert.ok(local <= 0.5, `local: true sent ${local} requests per acquisition`);
     } finally {
       await c.close();
+    }
+  });
+
+  it('a server that refuses INFO (no run_id): nothing is passed, and no command is added per acquisition', async function () {
+    const own = await startRedis(undefined, ['--rename-command', 'INFO', '']);
+    if (own === null) return needServer(this, 'redis-server not installed');
+    const c = await nodeRedis(own.url);
+    const sent = counting(c);
+    try {
+      const name = fresh('no-info');
+      const localDir = tmpDir('interlock-lease-');
+      const locks = [0, 1, 2, 3].map(() => new RedisLock(c, name, { local: true, localDir }));
+      const holds = await contend(locks, 1, 20, () => sleep(1));
+      for (const lock of locks) lock.close();
+      // A grant and a release each; once, the INFO that failed and an EVAL of
+      // each script (a fresh server answers the first EVALSHA with NOSCRIPT).
+      assert.ok(sent() <= 2 * holds.length + 3, `${sent()} requests for ${holds.length} holds`);
+      assert.ok(
+        holds.every((h) => (h.token & PASS_MASK) === 0n),
+        'a lease was passed without knowing its server',
+      );
+      assert.equal(await c.exists(KEY(name)), 0);
+    } finally {
+      c.destroy();
+      await own.stop();
     }
   });
 

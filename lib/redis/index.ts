@@ -215,7 +215,14 @@ export class RedisLock extends RemoteLock {
           if (runId === undefined) throw new Error('INFO server has no run_id');
           return runId;
         });
-        id.catch(() => serverIdByClient.delete(client as object)); // asked again next time
+        // Asked again 10 s after a failure, not at every grant (a server
+        // that refuses INFO would otherwise cost a command per acquisition).
+        id.catch(() => {
+          const retry = setTimeout(() => {
+            if (serverIdByClient.get(client as object) === id) serverIdByClient.delete(client as object);
+          }, 10_000);
+          retry.unref();
+        });
         serverIdByClient.set(client as object, id);
       }
       return id;

@@ -26,12 +26,15 @@ function which(bin) {
   return r.status === 0 ? r.stdout.trim() : null;
 }
 
-/** A private redis-server (restartable on its port), or null if none is installed. */
-async function startRedis(port) {
+/**
+ * A private redis-server (restartable on its port; `extra` configuration
+ * arguments), or null if none is installed.
+ */
+async function startRedis(port, extra = []) {
   const bin = which('redis-server');
   if (bin === null) return null;
   const p = port ?? (await freePort());
-  const args = ['--port', `${p}`, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+  const args = ['--port', `${p}`, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra];
   const server = startTracked(bin, args, 'Ready to accept connections');
   await server.started;
   return {
