@@ -3,7 +3,7 @@
 import { lstatSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fromNative, teardownError } from './errors';
-import { GrantHandle, makeHandle } from './handle';
+import { GrantHandle, makeHandle, notThenable } from './handle';
 import { type Grant, type NativeError, type NativeLockFile, native, type WaitCallback } from './native';
 import type { Backend, LockQueue } from './queue';
 import { QueuedLock, QueueTable } from './queued-lock';
@@ -49,6 +49,7 @@ export interface AcquireSyncOptions {
  * Token 0n: the marks were unavailable (a process warning said why).
  */
 export class FileLockHandle extends GrantHandle {}
+notThenable(FileLockHandle);
 
 /** Once per lock per thread: why its grants carry no marks. */
 function warnNoMarks(path: string, file: NativeLockFile): void {

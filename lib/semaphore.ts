@@ -1,7 +1,7 @@
 // Semaphore: at most `permits` permits held at once by every process and
 // worker that opens a name; permits of a holder that dies come back at once.
 import { fromNative, incompatible, teardownError } from './errors';
-import { GrantHandle, makeHandle } from './handle';
+import { GrantHandle, makeHandle, notThenable } from './handle';
 import {
   type NativeError,
   type NativeSemaphore,
@@ -43,6 +43,7 @@ export class SemaphoreHandle extends GrantHandle {
   /** Permits this handle holds. */
   declare readonly weight: number;
 }
+notThenable(SemaphoreHandle);
 
 class SemaphoreBackend implements Backend<SemaphoreGrant, number> {
   readonly path: string;

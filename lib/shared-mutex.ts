@@ -3,7 +3,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { unlinkSync } from 'node:fs';
 import { fromNative, incompatible, systemError, teardownError } from './errors';
-import { GrantHandle, makeHandle } from './handle';
+import { GrantHandle, makeHandle, notThenable } from './handle';
 import {
   type Grant,
   type NativeError,
@@ -45,6 +45,7 @@ export interface MutexAcquireOptions {
 
 /** A held SharedMutex: `token` and `ownerDied` (see GrantHandle). */
 export class MutexHandle extends GrantHandle {}
+notThenable(MutexHandle);
 
 const MAX_DATA = bufferConstants.MAX_LENGTH;
 
