@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { AbortError, LockError, withStack } from './errors';
 import { FileLock } from './file-lock';
 import type { LockHandle } from './handle';
-import { readLease, removeLease, writeLease } from './lease-file';
+import { LeaseFile } from './lease-file';
 import {
   invalidType,
   invalidValue,
@@ -267,12 +267,12 @@ export abstract class RemoteLock {
   /** The lock's name, as given. */
   readonly name: string;
   readonly #local: FileLock | undefined;
-  readonly #leasePath: string;
+  readonly #lease: LeaseFile | undefined;
 
   protected constructor(kind: string, name: string, opts: Record<string, unknown>, scope = '') {
     this.name = name;
     this.#local = localLock(kind, name, opts, scope);
-    this.#leasePath = this.#local === undefined ? '' : this.#local.path.replace(/\.lock$/, '.lease');
+    this.#lease = this.#local === undefined ? undefined : new LeaseFile(this.#local.path.replace(/\.lock$/, '.lease'));
   }
 
   /** How this kind passes a held lease to the next local holder; none by default. */
@@ -320,9 +320,10 @@ export abstract class RemoteLock {
   /** Under the local lock: the lease a local holder left, if any and still held. */
   async #takeLease(wait: Wait): Promise<Grant | undefined> {
     const passing = this.passing();
-    const record = passing === undefined ? undefined : readLease(this.#leasePath);
+    const lease = this.#lease as LeaseFile;
+    const record = passing === undefined ? undefined : lease.read();
     if (passing === undefined || record === undefined || !passing.mine(record)) return undefined;
-    if (!removeLease(this.#leasePath)) return undefined; // unclaimed, so not ours to use
+    if (!lease.claim(record)) return undefined; // unclaimed, so not ours to use
     return passing.adopt(record, wait);
   }
 
@@ -334,10 +335,11 @@ export abstract class RemoteLock {
    */
   async #ungrantLocal(grant: Grant, local: LockHandle): Promise<void> {
     const localLock = this.#local as FileLock;
+    const lease = this.#lease as LeaseFile;
     // Once close() has let go of the local lock, the record could not be
     // written under it, nor taken back: the lease goes to the server.
     const record = grant.pass === undefined || localLock.closed ? undefined : await grant.pass().catch(() => undefined);
-    if (record === undefined || localLock.closed || !writeLease(this.#leasePath, record)) {
+    if (record === undefined || localLock.closed || !lease.write(record)) {
       try {
         await grant.ungrant();
       } finally {
@@ -346,22 +348,28 @@ export abstract class RemoteLock {
       return;
     }
     local.release();
+    // Closed meanwhile: the next local holder, or the lease's end, returns it.
+    // Claimed or replaced: a later holder claimed it (only holders of the
+    // local lock change the file, and no record is written twice), so the
+    // local lock need not be taken to know.
+    const taken = () => localLock.closed || lease.read() !== record;
+    // A waiter of this thread has claimed it by the next turn of the event
+    // loop: then release() need not wait out the moment (with a few tasks
+    // per thread, that wait was what bounded the rate of passes).
+    await new Promise((resolve) => setImmediate(resolve));
+    if (taken()) return;
     await new Promise((resolve) => setTimeout(resolve, PASS_MOMENT_MS));
-    // Gone or replaced: a later holder claimed it (only holders of the local
-    // lock change the file, and no record is written twice), so the local
-    // lock need not be taken to know.
-    if (readLease(this.#leasePath) !== record) return;
+    if (taken()) return;
     // Busy: its holder took the lock after the record was written, so it
     // owns the record (it claims or returns it, by the same rule).
-    // Closed meanwhile: the next local holder, or the lease's end, returns it.
-    const again = localLock.closed ? null : localLock.tryAcquire();
+    const again = localLock.tryAcquire();
     if (again === null) return;
     try {
       // Still this release's record: nobody local took the lease. Another
       // record means a later holder took this one and left its own, which
       // that holder looks back for in turn (so taking the local lock in a
       // gap between two holders does not end their chain of passes).
-      if (readLease(this.#leasePath) === record && removeLease(this.#leasePath)) {
+      if (lease.claim(record)) {
         await (this.passing() as Passing).drop(record);
       }
     } finally {
@@ -393,5 +401,6 @@ export abstract class RemoteLock {
   /** Closes the machine-local lock, if any. */
   close(): void {
     this.#local?.close();
+    this.#lease?.close();
   }
 }

@@ -11,13 +11,12 @@ const { createClient } = require('redis');
 const { RedisLock } = require('interlock/redis');
 const { openRedisStore } = require('../examples/counter-server/store-redis');
 const { sleep, startFixture, tmpDir, waitFor, killChildren } = require('./support/helpers');
-const { countAcross, needServer, serverFor, startRedis } = require('./support/servers');
+const { countAcross, leaseRecords, needServer, serverFor, startRedis } = require('./support/servers');
 
 const KEY = (name) => `interlock:{${name}}`;
 const PASS_MASK = 0xffffn; // a token's pass number (low 16 bits)
 let seq = 0;
 const fresh = (what) => `test-${process.pid}-${what}-${++seq}`;
-const leaseFiles = (dir) => fs.readdirSync(dir).filter((f) => f.endsWith('.lease'));
 
 async function nodeRedis(url) {
   const client = createClient({ url, socket: { reconnectStrategy: (n) => Math.min(n * 20, 200) } });
@@ -177,7 +176,7 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
     assert.equal(await count('redis', 'count-locked'), 8 * n);
     const control = await count('none', 'count-none');
     assert.ok(control < 8 * n, `no lock yet ${control} of ${8 * n}: the race did not happen`);
-    for (const d of hosts) assert.deepEqual(leaseFiles(d), [], 'a lease was left behind');
+    for (const d of hosts) assert.deepEqual(leaseRecords(d), [], 'a lease was left behind');
   });
 
   it('tokens grow across passes and across two "hosts" taking turns; the fenced store refuses a stale write', async () => {
@@ -205,7 +204,7 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
       assert.equal(await store.read(), value);
       await assert.rejects(store.write(-1, holds[holds.length - 2].token), /stale write refused/);
       assert.equal(await client.exists(KEY(name)), 0);
-      for (const d of hosts) assert.deepEqual(leaseFiles(d), []);
+      for (const d of hosts) assert.deepEqual(leaseRecords(d), []);
     } finally {
       for (const lock of locks) lock.close();
       await store.remove();
@@ -229,7 +228,7 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
     await h.release();
     await sleep(300);
     assert.equal(granted.settled, false, 'the waiter got a lease that another owner holds');
-    assert.deepEqual(leaseFiles(localDir), []);
+    assert.deepEqual(leaseRecords(localDir), []);
     await client.del(KEY(name));
     const next = await waiter;
     assert.ok(next.token > h.token, `${next.token} after ${h.token}`);
@@ -256,6 +255,34 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
     lock.close();
   });
 
+  it('the lease file is kept open only while in use: closed by close() or after a second unused', async () => {
+    // Its fd is opened from JS, which a terminated worker does not close: it
+    // must not stay open for the life of a lock nobody closes.
+    const open = (dir) =>
+      fs.readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+          return target.startsWith(`${dir}/`) && target.endsWith('.lease');
+        } catch {
+          return false; // the fd of readdir itself, closed by now
+        }
+      }).length;
+    const name = fresh('fd');
+    const localDir = tmpDir('interlock-lease-');
+    const locks = [0, 1].map(() => new RedisLock(client, name, { local: true, localDir }));
+    const holds = await contend(locks, 1, 10);
+    assert.ok(
+      holds.some((h) => (h.token & PASS_MASK) !== 0n),
+      'nothing was passed: the file was never used',
+    );
+    const used = open(localDir);
+    assert.ok(used >= 1, 'no lease file open after passes (is the check blind?)');
+    locks[0].close();
+    assert.ok(open(localDir) <= used, 'close() opened one');
+    assert.ok(await waitFor(() => open(localDir) === 0, 10000), `${open(localDir)} fds still open in ${localDir}`);
+    locks[1].close();
+  });
+
   it('close() while held: release() returns the lease to the server and leaves no record', async () => {
     const name = fresh('closed');
     const localDir = tmpDir('interlock-lease-');
@@ -264,7 +291,7 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
     lock.close(); // lets go of the local lock: nothing can be passed under it any more
     await h.release();
     assert.equal(await client.exists(KEY(name)), 0, 'the lease was left held');
-    assert.deepEqual(leaseFiles(localDir), []);
+    assert.deepEqual(leaseRecords(localDir), []);
   });
 
   it('a holder paused (SIGSTOP) past its lease does not pass it: the next local holder gets a fresh, larger token', async () => {
@@ -324,20 +351,20 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
     const { out, signal } = await releaser.closed;
     assert.equal(signal, 'SIGKILL');
     assert.match(out, /passed \d+\n/, 'killed before it left a record');
-    assert.equal(leaseFiles(a).length, 1, 'no record left');
+    assert.equal(leaseRecords(a).length, 1, 'no record left');
     const other = new RedisLock(client, name, { ttl: 5000, local: true, localDir: b });
     const otherWait = other.acquire({ timeout: 20000 });
     const otherGranted = settledFlag(otherWait);
     const local = new RedisLock(client, name, { ttl: 5000, local: true, localDir: a });
     const h = await local.acquire({ timeout: 5000 });
     assert.equal(h.token, held + 1n, `${h.token}: not the lease passed by ${held}`);
-    assert.deepEqual(leaseFiles(a), [], 'the record was not claimed');
+    assert.deepEqual(leaseRecords(a), [], 'the record was not claimed');
     await sleep(300);
     assert.equal(otherGranted.settled, false, 'the other host got the lock while the lease was held here');
     await h.release(); // nobody local wants it: back to the server, which hands it to the other host
     const o = await otherWait;
     assert.ok(o.token > h.token, `${o.token} after ${h.token}`);
-    assert.deepEqual(leaseFiles(a), []);
+    assert.deepEqual(leaseRecords(a), []);
     await o.release();
     local.close();
     other.close();

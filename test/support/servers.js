@@ -162,7 +162,19 @@ async function assertHandoff(lock, held) {
   await first.release(); // idempotent
 }
 
+/**
+ * The `.lease` files in a RedisLock `localDir` that hold a record for the
+ * next local holder. The file stays once used; a claimed record leaves its
+ * first line empty.
+ */
+function leaseRecords(dir) {
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.lease') && fs.readFileSync(path.join(dir, f), 'utf8').split('\n')[0] !== '');
+}
+
 module.exports = {
+  leaseRecords,
   freePort,
   startRedis,
   startPostgres,
