@@ -104,9 +104,9 @@ FileMarks::Next FileMarks::step(uint64_t me, int64_t starving_at_ns, uint64_t yi
       next = Next::kBlock;
     }
   } else {
-    // At most one turn per kStarvingNs after the last was served: between
+    // No turn sooner than kTurnSpacingNs after the last was served: between
     // handoffs, holders keep the cheap barging path.
-    int64_t at = std::max(starving_at_ns, s->served_ns.load(std::memory_order_relaxed) + kStarvingNs);
+    int64_t at = std::max(starving_at_ns, s->served_ns.load(std::memory_order_relaxed) + kTurnSpacingNs);
     if (now < at) {
       *wake_ns = at;
       next = Next::kBlock;

@@ -278,7 +278,7 @@ Status SharedRegion::lock(Grant* grant, const std::atomic<bool>* cancel, int64_t
       continue;
     }
     if (turn == 0) {
-      int64_t next_turn = std::max(me.starving_at(), s->served_ns.load(std::memory_order_relaxed) + kStarvingNs);
+      int64_t next_turn = std::max(me.starving_at(), s->served_ns.load(std::memory_order_relaxed) + kTurnSpacingNs);
       if (now >= next_turn) {
         if (s->turn.compare_exchange_strong(turn, me.id())) s->handoffs.fetch_add(1, std::memory_order_relaxed);
         continue;

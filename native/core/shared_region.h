@@ -28,12 +28,20 @@ constexpr int kRobustListLimit = 2048;
 // kStarvingNs takes a *turn*; while a turn is pending nobody else keeps the
 // mutex (newcomers and other waiters park on `turn_seq`, a waiter that wins
 // the mutex anyway gives it back), so the releaser cannot barge. A turn is
-// taken at most once per kStarvingNs after the last one was served, so a
+// taken no sooner than kTurnSpacingNs after the last one was served, so a
 // holder keeps the cheap barging path between handoffs. A pending turn ends
 // when its waiter gets the mutex, gives up (timeout, cancel, teardown), is
 // displaced by a waiter that has waited longer, or is found stale: its thread
 // is gone, or the mutex stayed free kTurnGraceMs without it being taken.
 constexpr int64_t kStarvingNs = 1000 * 1000;
+// Under steady contention some waiter is always starving, so this spacing
+// sets the handoff rate (about 1 / (spacing + one handoff)). A handoff
+// switches threads, not goroutines: the holder's re-take blocks and the
+// turn's waiter must get a CPU (an async SharedMutex's wait thread, then its
+// JS thread). With 8 processes or 4 x 4 workers on 2 CPUs, spacing turns by
+// kStarvingNs (1 ms) gave 300-750 handoffs/s; 4 ms gives about a third of
+// that. A waiter still gets its turn once each that waited longer had one.
+constexpr int64_t kTurnSpacingNs = 4 * 1000 * 1000;
 // Long enough that a waiter merely slow to be scheduled on a loaded machine
 // keeps its turn; short enough that a stopped one costs a hiccup, not an outage.
 constexpr int64_t kTurnGraceMs = 200;
@@ -139,7 +147,7 @@ class SharedRegion {
   // `me`: the caller's turn id, 0 for none. Sets *gave_back (and unlocks)
   // when another waiter's turn is pending: the caller did not get it.
   Status on_acquired(int rc, Grant* grant, const char* call, uint64_t me, bool* gave_back);
-  // Turns (see kStarvingNs).
+  // Turns (see kStarvingNs, kTurnSpacingNs).
   void end_turn(uint64_t turn);
   bool turn_stale(uint64_t turn);
   void defer(uint64_t turn, int64_t until_ns);

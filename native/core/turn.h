@@ -1,7 +1,7 @@
 // Handoff turns for a lock kept in shared memory by several processes
 // (issue 14), the pieces the kinds share: a turn's id, futex parking on a
 // word in a MAP_SHARED region, and a coarse shared clock. The policy itself
-// (kStarvingNs, kTurnGraceMs) is in shared_region.h. No Node-API here.
+// (kStarvingNs, kTurnSpacingNs, kTurnGraceMs) is in shared_region.h. No Node-API here.
 #pragma once
 
 #include <atomic>
