@@ -255,4 +255,20 @@ try { new Semaphore(argv[0], { permits: 5 }); } catch (e) { process.stdout.write
     held.release(); // nothing to give back to: no error
     assert.throws(() => Semaphore.unlink(name), { code: 'ENOENT', syscall: 'unlink', path: `/dev/shm/${name}` });
   });
+
+  it('unlink before a wait starts: that wait fails with EIDRM too, not EINVAL', async () => {
+    // The kernel says EIDRM only to a semop already waiting when the set goes;
+    // one that starts after gets EINVAL. A waiter's code must not depend on
+    // which side of the unlink its wait thread happened to be.
+    const name = fresh('unlink-first');
+    const s = open(name, 1);
+    const held = s.tryAcquire();
+    const other = open(name, 1);
+    Semaphore.unlink(name);
+    await assert.rejects(other.acquire({ timeout: 5000 }), { code: 'EIDRM', syscall: 'semop' });
+    assert.throws(() => other.tryAcquire(), { code: 'EIDRM', syscall: 'semop' });
+    held.release(); // else acquireSync is refused first: this thread holds every permit (EDEADLK)
+    assert.throws(() => other.acquireSync({ timeout: 5000 }), { code: 'EIDRM', syscall: 'semop' });
+    other.close();
+  });
 });

@@ -17,6 +17,15 @@
 namespace interlock {
 namespace {
 
+// A failed semop on the set we opened. EINVAL there means the set no longer
+// exists (our ops and timeouts are always valid): unlink() or ipcrm removed
+// it before this call, which the kernel reports as EIDRM only to a caller
+// already waiting. Both are the one outcome, "removed", whatever the timing.
+Status semop_failed() {
+  int err = errno;
+  return Status{err == EINVAL ? -EIDRM : -err, "semop"};
+}
+
 constexpr uint64_t kSemMagic = 0x4d45534c52544e49ULL;  // "INTRLSEM"
 constexpr size_t kHeaderBytes = 64;                    // SemaphoreHeader, padded to a cache line
 constexpr unsigned short kCount = 0;                   // the set: permits available ...
@@ -157,7 +166,7 @@ Status Semaphore::semop_timed(void* ops, unsigned n, const std::atomic<bool>* ca
     timespec ts{left / 1000000000, left % 1000000000};
     if (semtimedop(semid_, static_cast<sembuf*>(ops), n, left < 0 ? nullptr : &ts) == 0) return Status{};
     if (errno == EINTR) continue;
-    if (errno != EAGAIN) return Status::fail("semop");
+    if (errno != EAGAIN) return semop_failed();
     if (deadline_ns != kNoDeadline && monotonic_ns() >= deadline_ns) return Status{-ETIMEDOUT, "semop"};
   }
 }
@@ -175,7 +184,7 @@ Status Semaphore::try_lock(uint32_t weight, Permit* out, bool* busy) {
       *busy = true;
       return Status{};
     }
-    return Status::fail("semop");
+    return semop_failed();
   }
   Status st = claim(weight, out);
   if (!st.ok()) give(weight);
@@ -252,7 +261,7 @@ Status Semaphore::give(uint32_t weight) {
   while (semop(semid_, op, 1) != 0) {
     if (errno == EINTR) continue;
     if (errno == EIDRM || errno == EINVAL) return Status{};
-    return Status::fail("semop");
+    return semop_failed();
   }
   return Status{};
 }
