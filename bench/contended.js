@@ -21,11 +21,13 @@ function cases(layout, locks) {
   return out;
 }
 
-function measure(counts, transfers, counter, elapsedNs, gaps) {
+function measure(counts, transfers, counter, elapsedNs, gaps, handoffs = null) {
   const total = counts.reduce((a, b) => a + b, 0);
   const seconds = elapsedNs / 1e9;
   const waits = gaps && mergeHistograms(gaps);
   return {
+    // Handoff turns per second (issue 14), where the lock counts them.
+    handoffsPerSec: handoffs === null ? null : handoffs / seconds,
     // Longest gaps between one looper's acquisitions (µs): its waits.
     waitP99Us: waits ? histQuantile(waits, 0.99) / 1e3 : null,
     waitMaxUs: waits ? waits.max / 1e3 : null,
@@ -38,7 +40,17 @@ function measure(counts, transfers, counter, elapsedNs, gaps) {
   };
 }
 
+/** Turns taken so far on the case's lock; null where the lock (or this build of it) does not count them. */
+function handoffsOf(kase, ctx) {
+  try {
+    return impls[kase.impl].handoffs?.(ctx) ?? null;
+  } catch {
+    return null;
+  }
+}
+
 async function nodeRep({ pool, ctx, cfg, layout, kase, shared }, ms = cfg.contendMs) {
+  const handoffs = handoffsOf(kase, ctx);
   shared[0] = 0;
   shared[1] = 0;
   const startAt = now() + BigInt(cfg.leadMs) * 1000000n;
@@ -64,6 +76,7 @@ async function nodeRep({ pool, ctx, cfg, layout, kase, shared }, ms = cfg.conten
     shared[0],
     Number(stopped - startAt),
     results.map((r) => r.gaps),
+    handoffs === null ? null : handoffsOf(kase, ctx) - handoffs,
   );
 }
 

@@ -26,6 +26,8 @@ function sleepSync(ms) {
 const impls = {
   filelock: {
     label: 'interlock FileLock',
+    // Handoff turns taken so far on the impl's lock (issue 14), read from outside.
+    handoffs: (ctx) => interlock().FileLock.status(path.join(ctx.dir, 'filelock.lock')).handoffs,
     calls: { sync: 'acquireSync() + release()', async: 'await acquire() + release()' },
     forms: ['sync', 'async'],
     where: ['process', 'thread'],
@@ -40,6 +42,7 @@ const impls = {
   },
   sharedmutex: {
     label: 'interlock SharedMutex',
+    handoffs: (ctx) => interlock().SharedMutex.inspect(`${ctx.tag}-mutex`).handoffs,
     calls: { sync: 'acquireSync() + release()', async: 'await acquire() + release()' },
     forms: ['sync', 'async'],
     where: ['process', 'thread'],

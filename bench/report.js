@@ -250,6 +250,7 @@ function fairnessGoals(res) {
         `${num(spread, 1)} ${mark(spread <= 2, spread)}`,
         Number.isNaN(ratio) ? '–' : `${num(ratio, 2)} ${mark(ratio >= 0.75, ratio)}`,
         waits(r.reps),
+        r.reps.some((m) => typeof m.handoffsPerSec === 'number') ? num(med(r, 'handoffsPerSec')) : '–',
       ];
     });
   if (rows.length === 0) return [];
@@ -270,6 +271,7 @@ function fairnessGoals(res) {
         'max/min share ≤ 2',
         'acq/s ÷ before ≥ 0.75',
         'longest waits µs: p99 / max',
+        'handoffs/s',
       ],
       rows,
     ),
@@ -342,6 +344,7 @@ const WHY_UNFAIR = [
   "- **FileLock turns live in its marks region.** `flock(2)` has no queue to hand the lock along, so while a turn is pending the other interlock users step aside (a try reports busy; a waiter the kernel grants gives it back and parks) and the turn's own waiter wins at the release. flock(1) and other flock users never step aside.",
   '- **More runnable threads than CPUs.** A looper whose thread is not scheduled makes no acquisitions whatever the lock does: with 16 JS threads (4 processes × 4 workers) on 2 CPUs, or on a machine busy with other work, the max gap runs to tens of ms in every lock, and shares follow the scheduler. A turn makes the others wait for its waiter (up to 200 ms of free lock before it expires), so handoff mode can only hand the lock to a waiter that gets to run. The longest waits column tells rows bounded by the lock (p99 in µs) from rows bounded by the CPU (ms).',
   '- **Semaphore**: the kernel already queues waiters in order; its spread comes from the same scheduling, not from barging.',
+  "- **Handoffs cost thread switches.** Under steady contention some waiter is always past the 1 ms threshold, so the spacing of turns (4 ms after the last was served) sets how many there are: the handoffs/s column, counted by the lock itself (FileLock.status(), SharedMutex.inspect()). Each one blocks the holder's re-take and waits for the turn's waiter to get a CPU (for an async SharedMutex, its wait thread and then its JS thread).",
   '',
 ];
 
