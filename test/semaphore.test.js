@@ -7,7 +7,7 @@ const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { LockError, Semaphore } = require('..');
-const { evalArgs, sleep } = require('./support/helpers');
+const { evalArgs, sleep, waitFor, waitsBlockedIn } = require('./support/helpers');
 
 const ROOT = path.resolve(__dirname, '..');
 let seq = 0;
@@ -93,15 +93,14 @@ describe('Semaphore', () => {
     const waits = [1, 2, 1, 1].map((weight, i) =>
       s.acquire({ weight }).then((h) => {
         order.push(i);
-        setTimeout(() => h.release(), 5);
+        return new Promise((released) => setTimeout(() => released(h.release()), 5));
       }),
     );
     await sleep(20);
     assert.deepEqual(order, []);
     held.release();
-    await Promise.all(waits);
+    await Promise.all(waits); // every holder has released
     assert.deepEqual(order, [0, 1, 2, 3]);
-    await sleep(30); // the last holder releases 5 ms after its grant
     assert.equal(s.info().available, 2);
   });
 
@@ -110,7 +109,8 @@ describe('Semaphore', () => {
     const s = open(name, 2);
     const one = s.tryAcquire();
     const heavy = s.acquire({ weight: 2 });
-    await sleep(30); // the heavy wait is in the kernel and has shut the gate
+    // Blocked in semtimedop for the count, so it has shut the gate first.
+    assert.ok(await waitFor(() => waitsBlockedIn('semtimedop') === 1, 10000), 'the heavy wait never blocked');
     // Without the gate another process could take the one free permit now.
     assert.deepEqual(fromOutside(name, 2, 1), { available: 1, took: false });
     one.release();

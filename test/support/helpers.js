@@ -37,6 +37,30 @@ function threadCount() {
   return n;
 }
 
+// System call numbers a wait thread blocks in: x86-64's, then arm64's (under
+// qemu-user /proc shows the host's x86-64 call). On either architecture the
+// other's number is a call no wait thread sits in (arm64 220 is clone, 73
+// ppoll; x86-64 192 is lgetxattr, 32 dup).
+const BLOCKING_CALLS = { semtimedop: [220, 192], flock: [73, 32] };
+
+/**
+ * How many of this process's wait threads are blocked in `call` right now
+ * (/proc/self/task/TID/syscall): a test that needs a native wait to be in the
+ * kernel waits for this instead of sleeping a guess.
+ */
+function waitsBlockedIn(call) {
+  const numbers = BLOCKING_CALLS[call];
+  let n = 0;
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      if (fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8') !== 'interlock-wait\n') continue;
+      const nr = Number(fs.readFileSync(`/proc/self/task/${tid}/syscall`, 'utf8').split(' ')[0]);
+      if (numbers.includes(nr)) n++;
+    } catch {} // ended since the listing
+  }
+  return n;
+}
+
 /**
  * Open fds of this process on files, fd number -> what it points at, from
  * /proc/self/fd. The runtime's own event plumbing (sockets, pipes, epoll and
@@ -321,6 +345,7 @@ function unlinkSemaphores(names) {
 module.exports = {
   tmpDir,
   threadCount,
+  waitsBlockedIn,
   openFiles,
   filesOpenedSince,
   fdCount,
