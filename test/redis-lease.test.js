@@ -144,6 +144,33 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
     }
   });
 
+  it('a lease that served its machine long enough comes back from the server in one request (REGRANT), not a release and a grant', async () => {
+    const c = await nodeRedis(server.url);
+    const sent = counting(c);
+    try {
+      const name = fresh('regrant');
+      // ttl 30 s: no renewal, and every hold within ttl/2 of its grant, however slow the machine.
+      const options = { ttl: 30000, local: true, localDir: tmpDir('interlock-lease-') };
+      const locks = [0, 1].map(() => new RedisLock(c, name, options));
+      await contend(locks, 1, 9); // 18 holds: every script loaded (a REGRANT too), the server's id known
+      const before = sent();
+      // Two tasks of one thread: each release is claimed by the other task.
+      const holds = await contend(locks, 1, 32);
+      const requests = sent() - before;
+      for (const lock of locks) lock.close();
+      const grants = holds.filter((h) => (h.token & PASS_MASK) === 0n).length;
+      console.log(`      (${holds.length} holds, ${grants} server grants, ${requests} requests)`);
+      assert.equal(grants, holds.length / 16, `${grants} server grants: not every lease served 16 holds`);
+      // A grant, a REGRANT per later grant, and the last lease's return (a
+      // REGRANT, then the releaser's look back finds nobody and releases):
+      // with a release and a grant each time it would be 2 per grant.
+      assert.equal(requests, grants + 2, `${requests} requests for ${grants} server grants`);
+      assert.equal(await c.exists(KEY(name)), 0, 'the lease was left held');
+    } finally {
+      await c.close();
+    }
+  });
+
   it('a server that refuses INFO (no run_id): nothing is passed, and no command is added per acquisition', async function () {
     const own = await startRedis(undefined, ['--rename-command', 'INFO', '']);
     if (own === null) return needServer(this, 'redis-server not installed');
@@ -253,6 +280,31 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
     await next.release();
     assert.equal(await client.exists(KEY(name)), 0);
     lock.close();
+  });
+
+  it('a lease that served its machine long enough goes to a waiter of another "host" first, not to the local waiter', async () => {
+    const name = fresh('regrant-queue');
+    const [a, b] = [tmpDir('interlock-lease-a-'), tmpDir('interlock-lease-b-')];
+    // ttl 600: passed only within 300 ms of its grant; held 400 ms below.
+    const lock = new RedisLock(client, name, { ttl: 600, local: true, localDir: a });
+    const other = new RedisLock(client, name, { ttl: 10000, local: true, localDir: b });
+    const h = await lock.acquire();
+    const otherWait = other.acquire({ timeout: 20000 }); // queued at the server
+    const local = lock.acquire({ timeout: 20000 }); // queued on the local lock
+    const localGranted = settledFlag(local);
+    await sleep(400);
+    await h.release();
+    const o = await otherWait;
+    assert.ok(o.token > h.token, `${o.token} after ${h.token}`);
+    await sleep(200);
+    assert.equal(localGranted.settled, false, 'the local waiter got the lock while the other host holds it');
+    await o.release();
+    const next = await local;
+    assert.ok(next.token > o.token, `${next.token} after ${o.token}`);
+    await next.release();
+    assert.equal(await client.exists(KEY(name)), 0);
+    lock.close();
+    other.close();
   });
 
   it('the lease file is kept open only while in use: closed by close() or after a second unused', async () => {

@@ -110,6 +110,21 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 pass()
 return 1`);
 
+// A holder of a lease that has served its machine long enough (local: true)
+// gives it up in one round trip: to the first live waiter of the queue (most
+// likely another machine) if there is one, else as a new grant, under a new
+// owner (ARGV[4]) and token, for the next holder of its machine. Replies {0}
+// when it was not the holder or the queue got the lock, else {1, token}.
+const REGRANT: Script = script(`${QUEUE}
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
+if redis.call('LLEN', KEYS[3]) > 0 then
+  pass()
+  if redis.call('GET', KEYS[1]) then return {0} end
+end
+redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[2])
+redis.call('INCR', KEYS[2])
+return {1, redis.call('GET', KEYS[2])}`);
+
 // A waiter that gives up leaves the queue, and passes the lock on should a
 // release have handed it over meanwhile.
 const CANCEL: Script = script(`${QUEUE}
@@ -127,7 +142,8 @@ const DRIFT = 0.01;
 // Passing (local: true): a lease serves at most 1 + MAX_PASSES holders of
 // one machine per server grant, and is passed on only within ttl/2 of that
 // grant; then it goes back to the server, whose FIFO queue serves the other
-// machines. A pass number lives in the token's low bits.
+// machines (REGRANT: a new grant for this machine only when none waits). A
+// pass number lives in the token's low bits.
 const PASS_BITS = 16n;
 const MAX_PASSES = 15;
 // A record's times are CLOCK_MONOTONIC, shared by the machine's processes;
@@ -383,40 +399,69 @@ export class RedisLock extends RemoteLock {
     };
     // A fresh lease is renewed after ttl/3; a passed one when it is as old.
     schedule(Math.max(0, Math.min(this.#renewEvery, expires - mono() - (ttl * (1 - DRIFT) - this.#renewEvery))));
+    // Who holds it at the server (REGRANT names a new owner), or null once
+    // REGRANT gave it to the server's queue: then there is nothing to release.
+    let holder: string | null = owner;
     return {
       token: (lease.base << PASS_BITS) | BigInt(lease.passes),
       ungrant: () => {
         stop();
-        return this.#ungrant(owner);
+        return holder === null ? Promise.resolve() : this.#ungrant(holder);
       },
       pass: async () => {
-        // Never a lost lease, one whose renewal is unconfirmed, or one that
-        // has served its machine long enough (fairness to the others).
-        const passable = () =>
-          held &&
-          !unsure &&
-          lease.passes < MAX_PASSES &&
-          mono() - lease.grantedAt < ttl / 2 &&
-          expires - mono() >= ttl / 3;
+        // Never a lost lease or one whose renewal is unconfirmed.
+        const passable = () => held && !unsure && expires - mono() >= ttl / 3;
         if (!passable()) return undefined;
         const server = await this.#serverId().catch(() => undefined);
         if (server === undefined || !passable()) return undefined;
         stop();
-        const at = mono();
-        return JSON.stringify({
-          v: 1,
-          key: this.#key,
-          server,
-          owner,
-          base: `${lease.base}`,
-          passes: lease.passes + 1,
-          grantedAt: lease.grantedAt,
-          expires,
-          mono: at,
-          wall: Date.now(),
-        });
+        // Served its machine long enough (fairness to the others): the
+        // server's queue first, or a new grant in the same round trip.
+        if (lease.passes >= MAX_PASSES || mono() - lease.grantedAt >= ttl / 2) {
+          const next = await this.#regrant(owner);
+          if (next === null) holder = null;
+          if (next === null || next === undefined) return undefined;
+          holder = next.owner; // a record not written is released under this name
+          return this.#record(server, next, 0);
+        }
+        return this.#record(server, lease, lease.passes + 1, expires);
       },
     };
+  }
+
+  /** The record of `lease` for the next local holder, as its `passes`th holder. */
+  #record(server: string, lease: Lease, passes: number, expires = lease.expires): string {
+    return JSON.stringify({
+      v: 1,
+      key: this.#key,
+      server,
+      owner: lease.owner,
+      base: `${lease.base}`,
+      passes,
+      grantedAt: lease.grantedAt,
+      expires,
+      mono: mono(),
+      wall: Date.now(),
+    });
+  }
+
+  /**
+   * Gives up `owner`'s lease by REGRANT: a new lease when the server had
+   * nobody waiting, null when the lock went to its queue or was no longer
+   * held, undefined when the server failed (then a release follows).
+   */
+  async #regrant(owner: string): Promise<Lease | null | undefined> {
+    const next = `${this.#wakeups.tag}/${++owners}`;
+    const sentAt = mono();
+    let reply: unknown[];
+    try {
+      reply = (await this.#run(REGRANT, this.#keys, [owner, `${this.ttl}`, this.#wakePrefix, next])) as unknown[];
+    } catch {
+      return undefined;
+    }
+    if (Number(reply[0]) !== 1) return null;
+    const base = BigInt(String(reply[1]));
+    return { owner: next, base, passes: 0, grantedAt: sentAt, expires: sentAt + this.ttl * (1 - DRIFT) };
   }
 
   async #ungrant(owner: string): Promise<void> {
@@ -484,7 +529,7 @@ function parseRecord(
   if (r === null || typeof r !== 'object' || r.v !== 1) return undefined;
   if (typeof r.key !== 'string' || typeof r.server !== 'string' || typeof r.owner !== 'string') return undefined;
   if (typeof r.base !== 'string' || !/^\d{1,30}$/.test(r.base)) return undefined;
-  if (!Number.isInteger(r.passes) || (r.passes as number) < 1 || (r.passes as number) > MAX_PASSES) return undefined;
+  if (!Number.isInteger(r.passes) || (r.passes as number) < 0 || (r.passes as number) > MAX_PASSES) return undefined;
   if (!finite(r.grantedAt) || !finite(r.expires) || !finite(r.mono) || !finite(r.wall)) return undefined;
   return {
     key: r.key,
