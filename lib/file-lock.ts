@@ -4,7 +4,7 @@ import { lstatSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fromNative, teardownError } from './errors';
 import { GrantHandle, makeHandle, notThenable } from './handle';
-import { type Grant, type NativeError, type NativeLockFile, native, type WaitCallback } from './native';
+import { fileGrant, type Grant, type NativeError, type NativeLockFile, native, type WaitCallback } from './native';
 import type { Backend, LockQueue } from './queue';
 import { QueuedLock, QueueTable } from './queued-lock';
 import { type FileStatus, fileStatus } from './status';
@@ -121,7 +121,7 @@ class FileBackend implements Backend<Grant> {
   tryLock(shared: boolean): Grant | null {
     let grant: Grant | null;
     try {
-      grant = native.fileTryLock(this.#slot, shared);
+      grant = fileGrant(native.fileTryLock(this.#slot, shared));
     } catch (err) {
       throw this.#convert(err);
     }
@@ -133,7 +133,7 @@ class FileBackend implements Backend<Grant> {
     try {
       // The slot call first: uncontended, it is the whole job, without the
       // object method's napi_unwrap.
-      grant = native.fileTryLock(this.#slot, shared) ?? this.#file.lockSync(shared, timeoutMs);
+      grant = fileGrant(native.fileTryLock(this.#slot, shared)) ?? this.#file.lockSync(shared, timeoutMs);
     } catch (err) {
       throw this.#convert(err, timeoutMs);
     }

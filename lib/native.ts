@@ -60,8 +60,17 @@ export interface Binding {
   Semaphore: new (name: string, permits: number, mode: number) => NativeSemaphore;
   unlinkSemaphore(name: string): void;
   LockTable: new (region: string, mode: number, threadId: number, onEvents: () => void) => NativeLockTable;
-  /** null when busy. */
-  fileTryLock(slot: number, shared: boolean): Grant | null;
+  /**
+   * null when busy; true when granted, the grant then in `lastGrant[0]`;
+   * else the grant itself (too large for a double, or no lastGrant; see fileGrant).
+   */
+  fileTryLock(slot: number, shared: boolean): true | Grant | null;
+  /**
+   * Where fileTryLock leaves a grant that fits a double (no heap number per
+   * call). Missing only in a thread torn down as it loaded the addon, whose
+   * tries then return grants themselves.
+   */
+  lastGrant?: Float64Array;
   fileUnlock(slot: number): void;
   mutexTryLock(slot: number): Grant;
   /** undefined (no grant) when the thread is being torn down. */
@@ -105,6 +114,13 @@ export interface NativeLockTable {
  * (FileLock, whose busy is null).
  */
 export type Grant = number | bigint;
+
+const lastGrant = native.lastGrant;
+
+/** fileTryLock's answer as a grant, or null when busy. */
+export function fileGrant(answer: true | Grant | null): Grant | null {
+  return answer === true ? ((lastGrant as Float64Array)[0] as number) : answer;
+}
 
 export interface NativeSharedMutex {
   readonly slot: number;

@@ -86,6 +86,53 @@ describe('FileLock token and ownerDied', function () {
     checkOrder(lines);
   });
 
+  it('tokens past 2^52 (set in the marks) stay exact, increasing, ownerDied its own bit: try, sync, async', async () => {
+    // A grant (token * 2 + ownerDied) that fits a double travels in the
+    // binding's lastGrant, a larger one as a bigint: both sides of the line.
+    const file = path.join(dir, 'big.lock');
+    const lock = open(file);
+    lock.acquireSync().release(); // makes the marks
+    const fd = fs.openSync(regionOf(file), 'r+');
+    const write = (offset, buf) => fs.writeSync(fd, buf, 0, buf.length, offset);
+    const u64 = (value) => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(value);
+      return b;
+    };
+    const TOKEN = 128; // FileMarksState after the region header (native/core/file_marks.h)
+    const EXCLUSIVE = 136;
+    try {
+      const grants = [];
+      const take = async (how, dirty) => {
+        if (dirty) write(EXCLUSIVE, Buffer.from([1, 0, 0, 0])); // as if a holder had died
+        const h = how === 'try' ? lock.tryAcquire() : how === 'sync' ? lock.acquireSync() : await lock.acquire();
+        grants.push([h.token, h.ownerDied]);
+        h.release();
+      };
+      write(TOKEN, u64(2n ** 52n - 3n));
+      await take('try', false); // 2^52 - 2
+      await take('sync', true); // 2^52 - 1: the last that fits a double, with ownerDied
+      await take('async', true); // 2^52
+      await take('try', false);
+      write(TOKEN, u64(2n ** 64n - 4n));
+      await take('sync', false);
+      await take('async', true);
+      await take('try', true); // 2^64 - 1
+      const top = 2n ** 64n;
+      assert.deepEqual(grants, [
+        [2n ** 52n - 2n, false],
+        [2n ** 52n - 1n, true],
+        [2n ** 52n, true],
+        [2n ** 52n + 1n, false],
+        [top - 3n, false],
+        [top - 2n, true],
+        [top - 1n, true],
+      ]);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
   describe('ownerDied', () => {
     /** The holder `die()` leaves behind is reported once, then no more. */
     async function assertReportedOnce(lock, before) {

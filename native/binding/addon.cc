@@ -17,6 +17,24 @@ namespace {
 
 void Cleanup(void* arg) { static_cast<AddonData*>(arg)->Teardown(); }
 
+// lastGrant (AddonData::last_grant) by raw calls: a worker terminated as it
+// loads the addon cannot make one (napi_create_arraybuffer refuses once JS
+// cannot run), and node-addon-api would abort the process on the failure.
+// Without it, tries return their grants as GrantValue makes them.
+void MakeLastGrant(napi_env env, napi_value exports, AddonData* data) {
+  void* at = nullptr;
+  napi_value buffer = nullptr, array = nullptr;
+  napi_ref ref = nullptr;
+  if (napi_create_arraybuffer(env, sizeof(double), &at, &buffer) != napi_ok ||
+      napi_create_typedarray(env, napi_float64_array, 1, buffer, 0, &array) != napi_ok ||
+      napi_set_named_property(env, exports, "lastGrant", array) != napi_ok ||
+      napi_create_reference(env, buffer, 1, &ref) != napi_ok) {
+    return;
+  }
+  data->last_grant = Napi::Reference<Napi::ArrayBuffer>(env, ref);
+  data->last_grant_at = static_cast<double*>(at);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Interrupter::works();  // probe once, at load, on a JS thread
   if (Interrupter::signal_number() < 0) {
@@ -30,6 +48,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_add_env_cleanup_hook(env, Cleanup, data);
 
   data->wait_ctor = Napi::Persistent(WaitObject::Init(env));
+  MakeLastGrant(env, exports, data);
   exports.Set("LockFile", LockFileObject::Init(env));
   exports.Set("SharedMutex", SharedMutexObject::Init(env));
   exports.Set("LockTable", LockTableObject::Init(env));

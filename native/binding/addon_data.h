@@ -64,6 +64,12 @@ struct AddonData {
   void Teardown();
 
   Napi::FunctionReference wait_ctor;
+  // The binding's `lastGrant` (a Float64Array of one): where the hot-path
+  // try writes a grant that fits a double, so that it returns a constant
+  // (true) instead of allocating a heap number (see GrantOut). nullptr
+  // when it could not be made (see MakeLastGrant in addon.cc).
+  Napi::Reference<Napi::ArrayBuffer> last_grant;
+  double* last_grant_at = nullptr;
   WaitChannel channel;
   int in_flight = 0;
   bool torn_down = false;

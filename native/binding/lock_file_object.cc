@@ -40,6 +40,7 @@ LockFileObject::LockFileObject(const Napi::CallbackInfo& info) : LockObject(info
     return;
   }
   file_ = new LockFile(std::move(path), info[1].As<Napi::Number>().Int32Value(), Flag(info[2]), Flag(info[3]));
+  last_grant_at_ = AddonData::From(info.Env())->last_grant_at;
   Register(info.Env(), info.This().As<Napi::Object>());
 }
 
@@ -62,7 +63,7 @@ Napi::Value LockFileObject::FastTryLock(const Napi::CallbackInfo& info) {
   bool busy = false;
   Status s = obj->file_->try_lock(Request{Flag(info[1])}, &grant, &busy);
   if (!s.ok()) return ThrowStatus(info.Env(), s);
-  return busy ? info.Env().Null() : GrantValue(info.Env(), grant);
+  return busy ? info.Env().Null() : GrantOut(info.Env(), grant, obj->last_grant_at_);
 }
 
 Napi::Value LockFileObject::FastUnlock(const Napi::CallbackInfo& info) {

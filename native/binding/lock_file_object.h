@@ -13,7 +13,8 @@ namespace interlock {
 class LockFileObject : public LockObject<LockFileObject, LockFile> {
  public:
   static Napi::Function Init(Napi::Env env);
-  // Hot path by slot: fileTryLock(slot, shared) -> grant, or null when busy;
+  // Hot path by slot: fileTryLock(slot, shared) -> true (the grant is in
+  // lastGrant), a grant too large for it (BigInt), or null when busy;
   // fileUnlock(slot).
   static Napi::Value FastTryLock(const Napi::CallbackInfo& info);
   static Napi::Value FastUnlock(const Napi::CallbackInfo& info);
@@ -40,6 +41,7 @@ class LockFileObject : public LockObject<LockFileObject, LockFile> {
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   LockFile* file_ = nullptr;
+  double* last_grant_at_ = nullptr;  // AddonData::last_grant_at
 };
 
 }  // namespace interlock

@@ -20,6 +20,11 @@ namespace interlock {
 // (below 2^53, so the hot path allocates nothing), else a BigInt, so the
 // token stays 64-bit and ownerDied its own bit end to end.
 Napi::Value GrantValue(Napi::Env env, const Grant& grant);
+// The same for a hot-path try: a Number is a heap number V8 allocates the
+// slow way (a grant is near 2^52, no small integer), so a grant that fits
+// is written to `*at` (the binding's lastGrant) and true is returned; a
+// larger one (or any, without lastGrant) is returned as GrantValue makes it.
+Napi::Value GrantOut(Napi::Env env, const Grant& grant, double* at);
 
 template <typename Object>
 class LockWait : public AsyncWait {
