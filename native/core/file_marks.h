@@ -96,13 +96,17 @@ class FileMarks {
   // for a try that never waits. Without marks there are no turns: every
   // call lets the caller go on as plain flock.
   //
-  // The pending turn, 0 for none.
-  uint64_t pending_turn() const;
+  // The pending turn, 0 for none. Inline, as the next two's common case:
+  // every try and grant asks, and there is seldom a turn.
+  uint64_t pending_turn() const { return file_.mapped() ? state()->turn.load(std::memory_order_acquire) : 0; }
   // Whether a pending turn bars a try (it reports busy: no barging). A
   // stale turn (see turn_stale) is ended instead, as waiters do, so a
   // try-only user is not refused for ever after its waiter was killed.
   // `fd`: as for step(), or -1 where it holds the lock (no probe).
-  bool turn_bars(int fd);
+  bool turn_bars(int fd) {
+    uint64_t turn = pending_turn();
+    return turn != 0 && turn_bars(turn, fd);
+  }
   // Before a waiter blocks in flock. kAgain: it took or displaced a turn,
   // ended a stale one, or deferred to `yielded` (the turn it gave a grant
   // back to, parked until that turn changes or `until_ns`); look again.
@@ -115,7 +119,14 @@ class FileMarks {
   // Under the flock just granted, before granted(): false if another
   // waiter's turn is pending, and the caller must give the lock back. Ends
   // the caller's own turn (served).
-  bool admit(uint64_t me);
+  bool admit(uint64_t me) {
+    if (!file_.mapped()) return true;
+    FileMarksState* s = state();
+    uint64_t turn = s->turn.load();
+    if (turn != 0) return admit(me, turn);
+    s->free_since_ms.store(0, std::memory_order_relaxed);
+    return true;
+  }
   // On the way out of a wait: ends the caller's turn if it still has one.
   void leave(uint64_t me);
   struct Turns {
@@ -136,6 +147,9 @@ class FileMarks {
   FileMarksState* state() const { return static_cast<FileMarksState*>(file_.state()); }
   // The mapping lost pages: stop using it (the lock goes on without marks).
   bool lost();
+  // The slow halves of turn_bars() and admit(): a turn is pending.
+  bool turn_bars(uint64_t turn, int fd);
+  bool admit(uint64_t me, uint64_t turn);
   void end_turn(uint64_t turn);
   bool turn_stale(uint64_t turn, int fd);
   void defer(uint64_t turn, int64_t until_ns);

@@ -28,11 +28,7 @@ constexpr int64_t kRecheckNs = kTurnGraceMs * 1000 * 1000 / 2;
 
 }  // namespace
 
-uint64_t FileMarks::pending_turn() const { return file_.mapped() ? state()->turn.load(std::memory_order_acquire) : 0; }
-
-bool FileMarks::turn_bars(int fd) {
-  uint64_t turn = pending_turn();
-  if (turn == 0) return false;
+bool FileMarks::turn_bars(uint64_t turn, int fd) {
   if (!turn_stale(turn, fd)) return true;
   end_turn(turn);
   lost();
@@ -118,16 +114,12 @@ FileMarks::Next FileMarks::step(uint64_t me, int64_t starving_at_ns, uint64_t yi
   return next;
 }
 
-bool FileMarks::admit(uint64_t me) {
-  if (!file_.mapped()) return true;
+bool FileMarks::admit(uint64_t me, uint64_t turn) {
+  if (turn != me) return lost();  // marks gone: nothing to wait for
   FileMarksState* s = state();
-  uint64_t turn = s->turn.load();
-  if (turn != 0 && turn != me) return lost();  // marks gone: nothing to wait for
   s->free_since_ms.store(0, std::memory_order_relaxed);
-  if (turn != 0) {
-    s->served_ns.store(monotonic_ns(), std::memory_order_relaxed);
-    end_turn(turn);
-  }
+  s->served_ns.store(monotonic_ns(), std::memory_order_relaxed);
+  end_turn(turn);
   return true;
 }
 
