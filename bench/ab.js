@@ -8,6 +8,13 @@
 //
 //   node bench/ab.js --a /path/to/first-release --b . [--reps 7] [--pairs 20000]
 //                    [--cases filelock-sync,filelock-async,filelock-native,mutex-sync,mutex-async]
+//                    [--interleave ROUNDS]
+//
+// With --interleave, each rep is one process that loads both builds and
+// alternates short batches of them (pairs / 20 each, ROUNDS of each build):
+// neighbouring batches share the machine's state, so a loaded machine (load
+// above the CPU count) still gives ratios within about 2% (a build against a
+// copy of itself). It reports wall time only.
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -20,7 +27,7 @@ const facade = (lock, sync) => ({
   one: sync ? () => lock.acquireSync().release() : async () => (await lock.acquire()).release(),
   close: () => lock.close(),
 });
-const mutexName = () => `ab-${process.pid}`;
+const mutexName = (tag = '') => `ab-${process.pid}${tag}`;
 const cases = {
   'filelock-sync': { open: (lib, dir) => facade(new lib.FileLock(path.join(dir, 'ab.lock')), true) },
   'filelock-async': { open: (lib, dir) => facade(new lib.FileLock(path.join(dir, 'ab.lock')), false) },
@@ -41,8 +48,8 @@ const cases = {
     },
   },
   // SharedMutex pairs are ~20x faster than FileLock's: batches of 10x the pairs.
-  'mutex-sync': { scale: 10, open: (lib) => facade(new lib.SharedMutex(mutexName()), true) },
-  'mutex-async': { scale: 10, open: (lib) => facade(new lib.SharedMutex(mutexName()), false) },
+  'mutex-sync': { scale: 10, open: (lib, _dir, _root, tag) => facade(new lib.SharedMutex(mutexName(tag)), true) },
+  'mutex-async': { scale: 10, open: (lib, _dir, _root, tag) => facade(new lib.SharedMutex(mutexName(tag)), false) },
 };
 
 // In the child: ns per pair, the fastest of 7 batches of `pairs` (x `scale`)
@@ -77,6 +84,44 @@ async function child(root, name, pairs) {
   );
 }
 
+// In the child, --interleave: both builds, batches alternating (which goes
+// first alternates too); each build's fastest batch, and the median of the
+// per-round ratios B/A.
+async function interleaved(roots, name, pairs, rounds) {
+  const c = cases[name];
+  pairs = Math.max(1, Math.round((pairs * (c.scale ?? 1)) / 20));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'interlock-ab-'));
+  const sides = roots.map((root, i) => {
+    const lib = require(path.resolve(root));
+    const tag = i === 0 ? '-a' : '-b';
+    const { sync, one, close } = c.open(lib, fs.mkdtempSync(path.join(dir, tag)), root, tag);
+    const batch = sync
+      ? () => {
+          const t0 = process.hrtime.bigint();
+          for (let i = 0; i < pairs; i++) one();
+          return Number(process.hrtime.bigint() - t0) / pairs;
+        }
+      : async () => {
+          const t0 = process.hrtime.bigint();
+          for (let i = 0; i < pairs; i++) await one();
+          return Number(process.hrtime.bigint() - t0) / pairs;
+        };
+    return { lib, tag, batch, close, times: [] };
+  });
+  for (let r = 0; r < 20; r++) for (const side of sides) await side.batch(); // JIT, threads, regions
+  const ratios = [];
+  for (let r = 0; r < rounds; r++) {
+    for (const side of r % 2 === 0 ? sides : [...sides].reverse()) side.times.push(await side.batch());
+    ratios.push(sides[1].times[r] / sides[0].times[r]);
+  }
+  for (const side of sides) {
+    side.close();
+    if (name.startsWith('mutex')) side.lib.SharedMutex.unlink(mutexName(side.tag));
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  process.stdout.write(`${Math.min(...sides[0].times)} ${Math.min(...sides[1].times)} ${median(ratios)}\n`);
+}
+
 function median(xs) {
   const s = [...xs].sort((x, y) => x - y);
   const m = s.length >> 1;
@@ -89,8 +134,28 @@ function run(root, name, pairs) {
   return out.trim().split(' ').map(Number);
 }
 
+// --interleave: one process per rep, both builds in it.
+function mainInterleaved(opt, load) {
+  console.log("wall ns per pair: medians over reps of each build's fastest batch; B/A: median of the per-round ratios");
+  console.log('case              wall A  wall B  B/A    B/A per rep');
+  for (const name of opt.cases.split(',')) {
+    if (cases[name] === undefined) throw new Error(`unknown case ${name}`);
+    const reps = [];
+    for (let r = 0; r < Number(opt.reps); r++) {
+      const args = [__filename, '--interleaved', opt.a, opt.b, name, String(opt.pairs), String(opt.interleave)];
+      reps.push(execFileSync(process.execPath, args, { encoding: 'utf8' }).trim().split(' ').map(Number));
+    }
+    const [a, b, ratio] = [0, 1, 2].map((k) => median(reps.map((x) => x[k])));
+    console.log(
+      `${name.padEnd(16)}${a.toFixed(0).padStart(8)}${b.toFixed(0).padStart(8)}  ${ratio.toFixed(3)}    ` +
+        reps.map((x) => x[2].toFixed(3)).join(' '),
+    );
+  }
+  console.log(`load ${load()}`);
+}
+
 function main(argv) {
-  const opt = { a: null, b: '.', reps: 7, pairs: 20000, cases: Object.keys(cases).join(',') };
+  const opt = { a: null, b: '.', reps: 7, pairs: 20000, cases: Object.keys(cases).join(','), interleave: 0 };
   for (let i = 0; i < argv.length; i += 2) opt[argv[i].replace(/^--/, '')] = argv[i + 1];
   if (opt.a === null) throw new Error('usage: node bench/ab.js --a DIR [--b DIR] [--reps N] [--pairs N] [--cases ...]');
   const reps = Number(opt.reps);
@@ -101,6 +166,10 @@ function main(argv) {
       .map((l) => l.toFixed(2))
       .join(' ');
   console.log(`A=${path.resolve(opt.a)}  B=${path.resolve(opt.b)}  reps=${reps} pairs=${pairs}  load ${load()}`);
+  if (Number(opt.interleave) > 0) {
+    mainInterleaved(opt, load);
+    return;
+  }
   console.log('ns per pair, medians of reps; B/A: median of the per-rep ratios');
   console.log('case              wall A  wall B  B/A    user A  user B  B/A    sys A  sys B  B/A    wall B/A per rep');
   const col = (x, w) => x.toFixed(0).padStart(w);
@@ -131,7 +200,13 @@ function main(argv) {
   console.log(`load ${load()}`);
 }
 
-if (process.argv[2] === '--child') {
+if (process.argv[2] === '--interleaved') {
+  const [a, b, name, pairs, rounds] = process.argv.slice(3);
+  interleaved([a, b], name, Number(pairs), Number(rounds)).catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+} else if (process.argv[2] === '--child') {
   child(process.argv[3], process.argv[4], Number(process.argv[5])).catch((err) => {
     console.error(err);
     process.exit(1);
