@@ -565,7 +565,7 @@ describe('interlock status', () => {
     const probe = await run('unshare', [...inNamespace, '--help']);
     if (probe.code !== 0) {
       console.log(`      (skipped: unshare -p -f --mount-proc refused here: ${probe.err.trim()})`);
-      this.skip(); // the reason is printed above
+      this.skip(); // unshare -p -f --mount-proc is refused here (no CAP_SYS_ADMIN); printed above
     }
     const file = path.join(dir, 'namespace');
     for (const mode of ['exclusive', 'shared']) {

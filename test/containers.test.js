@@ -101,7 +101,7 @@ describe('shared regions in containers', () => {
       const probe = spawnSync('unshare', ['-p', '-f', '--mount-proc', 'true']);
       if (probe.status !== 0) {
         console.log(`      skipped: unshare -p -f --mount-proc fails here: ${String(probe.stderr).trim()}`);
-        this.skip(); // needs CAP_SYS_ADMIN; the reason is printed above
+        this.skip(); // unshare -p -f --mount-proc needs CAP_SYS_ADMIN, missing here; printed above
       }
       const name = uniqueName('pidns');
       const m = new SharedMutex(name);
@@ -184,7 +184,7 @@ describe('shared regions in containers', () => {
       const r = runNode.raw(['unshare', '-m', 'sh', '-c', script, 'sh', process.execPath, '-e', code]);
       if (r.status !== 0 && /mount|unshare/.test(r.stderr) && r.out === null && r.signal === null) {
         console.log(`      skipped: no private mount namespace with a small tmpfs here: ${r.stderr.trim()}`);
-        this.skip(); // needs CAP_SYS_ADMIN; the reason is printed above
+        this.skip(); // a private mount namespace with its own tmpfs needs CAP_SYS_ADMIN, missing here; printed above
       }
       assert.equal(r.signal, null, `the process died of ${r.signal}: ${r.stderr}`);
       assert.deepEqual(r.out, {
@@ -298,7 +298,7 @@ describe('shared regions in containers', () => {
     it('owned by another uid (0666): refused with EACCES naming the owner; allowForeignOwner with a matching mode opens it', function () {
       if (process.getuid() !== 0) {
         console.log('      skipped: needs root to give a region to uid 65534');
-        this.skip(); // the reason is printed above
+        this.skip(); // not root: cannot give a region to uid 65534; printed above
       }
       const name = uniqueName('squat');
       new SharedMutex(name, { mode: 0o666 }).close();

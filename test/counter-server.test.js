@@ -218,7 +218,7 @@ describe('counter server example: cluster × worker threads over HTTP', function
       it(`REDIS_URL, LOCK=${c.lock}: ${expect}; stopped by ${c.stop ?? 'SIGTERM'}, the key is removed`, async function () {
         if (redis === null) {
           console.log(`      skipped: ${reason}`);
-          this.skip(); // Redis cases need a redis-server; the reason is printed above
+          this.skip(); // no redis-server reachable (REDIS_URL unset; CI always has one); printed above
         }
         const key = `interlock-test:${process.pid}:${c.lock}`;
         const total = await run({ ...c, redis: { url: redis.url, key } });
@@ -256,7 +256,7 @@ describe('counter server example: cluster × worker threads over HTTP', function
         const need = c.lock === 'file' ? null : servers[c.lock];
         if (typeof need === 'string') {
           console.log(`      skipped: ${need}`);
-          this.skip(); // this lock kind needs its server; the reason is printed above
+          this.skip(); // no server for this lock kind (Redis or PostgreSQL) here; printed above
         }
         const remote = {};
         if (c.lock === 'redis') remote.redis = { url: need.url, key: `interlock-test:${process.pid}:hosts` };

@@ -93,7 +93,7 @@ describe('FileLock with a hostile or unusable marks region', function () {
   it("another user's file at the name, held exclusively by them → refused at once (no wait for their flock)", async function () {
     if (process.geteuid() !== 0) {
       console.log('      skipped: planting a file of another uid needs root');
-      return this.skip(); // reason printed just above
+      return this.skip(); // not root: cannot plant a file owned by another uid; printed above
     }
     const { file, region, lock } = lockWith((r) => {
       fs.writeFileSync(r, Buffer.alloc(1280), { mode: 0o666 });
@@ -155,7 +155,7 @@ describe('FileLock with a hostile or unusable marks region', function () {
     });
     if (r.status !== 0 && /unshare|mount/.test(r.stderr) && !/FileLock/.test(r.stderr)) {
       console.log(`      skipped: a private tmpfs in a mount namespace is refused here: ${r.stderr.trim()}`);
-      return this.skip(); // reason printed just above
+      return this.skip(); // a private tmpfs in a mount namespace is refused (no CAP_SYS_ADMIN); printed above
     }
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout);

@@ -61,7 +61,7 @@ describe('FileLock: a replaced file gives up its identity', () => {
     }
     if (b === undefined) {
       console.log(`      skipped: ${dir}'s filesystem did not reuse inode ${old} for a new file (tmpfs never does)`);
-      this.skip(); // the reason is printed above; the hard-link case covers the same path anywhere
+      this.skip(); // this filesystem did not reuse the inode number (tmpfs never does); the hard-link case covers the path anywhere
     }
     const other = new FileLock(b);
     const h = await other.acquire({ timeout: 2000 });

@@ -185,7 +185,7 @@ try { new Semaphore(argv[0], { permits: 1 }); process.stdout.write('opened'); } 
     const probe = spawnSync('unshare', ['--ipc', 'true']);
     if (probe.status !== 0) {
       console.log(`      skipped: unshare --ipc does not work here (${String(probe.stderr).trim()})`);
-      this.skip(); // the reason is printed above
+      this.skip(); // unshare --ipc is refused here (no CAP_SYS_ADMIN); printed above
     }
     const name = fresh('ipcns');
     const s = new Semaphore(name, { permits: 1 });

@@ -413,7 +413,7 @@ describe('teardown: a worker that ends without close()', function () {
       });
       if (deno.status !== 0) {
         console.log('      skipped: Deno is not installed (bash scripts/runtimes.sh install deno)');
-        this.skip(); // the reason is printed above
+        this.skip(); // Deno is not installed (scripts/runtimes.sh install deno); printed above
       }
       assert.deepEqual(await noClose([deno.stdout.trim(), 'run', '-A'], kind), { maps: 0, fds: 0, ownerDied: true });
     });

@@ -24,7 +24,7 @@ describe('waits without a per-thread timer (low RLIMIT_SIGPENDING)', function ()
           : null;
     if (why) {
       console.log(`      skipped: ${why}`);
-      this.skip(); // the reason is printed above
+      this.skip(); // needs root (to become an unused uid) and prlimit(1); which one is missing is printed above
     }
   });
 

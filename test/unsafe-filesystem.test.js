@@ -69,7 +69,7 @@ describe('lock files on unsafe filesystems', () => {
     const why = fuseUnavailable();
     if (why !== null) {
       console.log(`      skipped: ${why}`);
-      this.skip(); // the reason is printed above
+      this.skip(); // no FUSE here (no /dev/fuse, bindfs or permission to mount); printed above
     }
     const file = path.join(dir, 'fuse-mnt', 'x.lock');
     const stdout = await onFuse(dir, 'fuse', [process.execPath, path.join(FIXTURES, 'unsafe-fs.js'), file]);
@@ -87,7 +87,7 @@ describe('lock files on unsafe filesystems', () => {
     const why = fuseUnavailable();
     if (why !== null) {
       console.log(`      skipped: ${why}`);
-      this.skip(); // the reason is printed above
+      this.skip(); // no FUSE here (no /dev/fuse, bindfs or permission to mount); printed above
     }
     const file = path.join(dir, 'cli-mnt', 'x.lock');
     const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');

@@ -22,7 +22,7 @@ describe("Web Locks beside Node 24's built-in navigator.locks", function () {
     const exe = node24();
     if (exe === undefined) {
       console.log('      skipped: Node 24 is not installed; `bash scripts/runtimes.sh install node24` (CI does)');
-      this.skip(); // the reason is printed above
+      this.skip(); // Node 24 is not installed (scripts/runtimes.sh install node24; CI installs it); printed above
     }
     const mocha = path.join(root, 'node_modules/mocha/bin/mocha.js');
     const r = spawnSync(exe, [mocha, '--no-config', '--reporter', 'dot', path.join(__dirname, 'web-locks.test.js')], {
@@ -62,7 +62,7 @@ describe("Web Locks beside Node 24's built-in navigator.locks", function () {
     const exe = node24();
     if (exe === undefined) {
       console.log('      skipped: Node 24 is not installed; `bash scripts/runtimes.sh install node24` (CI does)');
-      this.skip(); // the reason is printed above
+      this.skip(); // Node 24 is not installed (scripts/runtimes.sh install node24; CI installs it); printed above
     }
     assert.deepEqual(runProbe(exe), { installed: true, builtin: true, name: 'probe' });
   });

@@ -57,7 +57,7 @@ describe('Web Locks limits', function () {
   it('a table at our name owned by another user is refused, untouched (ERR_INCOMPATIBLE_REGION)', async function () {
     if (process.getuid() !== 0) {
       console.log('      skipped: needs root to make a file owned by another user');
-      this.skip(); // the reason is printed above
+      this.skip(); // not root: cannot make a file owned by another user; printed above
     }
     const s = scope();
     const file = made[made.length - 1];
