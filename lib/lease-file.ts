@@ -16,9 +16,9 @@ import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from '
 import { flockSync } from './flock';
 
 const MAX_RECORD = 4096;
-// The file is closed after this long unused: an fd opened from JS is not
-// closed when a worker thread is terminated, so a lock that is never closed
-// holds it only while in use.
+// The file is closed after this long unused, so a lock that is never closed
+// holds its fd only while in use. (Node closes a worker's fs.open fds when
+// the worker ends, trackUnmanagedFds; runtimes that do not would keep it.)
 const IDLE_MS = 1000;
 const uid = typeof process.getuid === 'function' ? process.getuid() : -1;
 const CLAIMED = Buffer.from('\n');
