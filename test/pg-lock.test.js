@@ -160,7 +160,15 @@ describe('PgLock (real PostgreSQL)', function () {
       );
       const pids = (await sessions()).map((r) => r.pid);
       assert.equal(pids.length, 2);
-      await other.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [pids]);
+      // With a timeout, pg_terminate_backend waits for the backend to exit.
+      // Without one it returns at once, and a backend lets go of its advisory
+      // locks only while exiting, after its client has already seen the
+      // socket close: the freeness check below raced that (seen once in CI).
+      const ended = await other.query(
+        'SELECT bool_and(pg_terminate_backend(pid, 5000)) AS ended FROM unnest($1::int[]) AS pid',
+        [pids],
+      );
+      assert.equal(ended.rows[0].ended, true, 'a terminated backend did not exit in 5 s');
       // Terminating both backends races: the waiter's may get the lock in the
       // instant the holder's dies, before its own goes. Either way it must hear it.
       const got = await waiter;
