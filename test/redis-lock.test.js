@@ -197,6 +197,35 @@ describe('RedisLock (real redis-server)', function () {
     await assert.rejects(lock.acquire({ signal: aborted.signal }), { name: 'AbortError' });
   });
 
+  it("a rejected wait's stack names the function awaiting acquire() or run(), not only the timer that gave up", async () => {
+    const name = fresh('stack');
+    const lock = new RedisLock(client, name);
+    const holder = await lock.acquire();
+    // Named functions, looked for in the stack; the timeout is made by a timer callback.
+    async function awaitsAcquireHere() {
+      return await lock.acquire({ timeout: 30 });
+    }
+    async function awaitsRunHere() {
+      return await lock.run(() => {}, { timeout: 30 });
+    }
+    try {
+      for (const [f, rejected] of [
+        [awaitsAcquireHere, awaitsAcquireHere()],
+        [awaitsRunHere, awaitsRunHere()],
+      ]) {
+        const err = await rejected.then(
+          () => assert.fail('granted while held'),
+          (e) => e,
+        );
+        assert.equal(err.code, 'ETIMEDOUT');
+        assert.match(err.stack, new RegExp(`^LockError: ETIMEDOUT: lock '${name}'`));
+        assert.ok(err.stack.includes(f.name), `${f.name} is not in\n${err.stack}`);
+      }
+    } finally {
+      await holder.release();
+    }
+  });
+
   it('exclusion across 4 processes and two "hosts": exact counter; the no-lock control loses updates', async function () {
     this.timeout(60000);
     await assertExclusion('redis', server.url, tmpDir());
