@@ -1,6 +1,7 @@
 // What an acquisition gives back: release it once, by hand or by `using`.
 // A handle dropped without release() is released when it is garbage
 // collected, with a process warning, as Node does for a FileHandle.
+import { setTimeout } from 'node:timers';
 import type { Grant } from './native';
 
 /** The part of a lock that a handle reports back to. */
@@ -14,7 +15,7 @@ export interface HandleOwner {
 }
 
 /**
- * What the owner keeps of a handle that outlived its first turn, so that the
+ * What the owner keeps of a handle still held at a sweep, so that the
  * handle itself can be collected: `owner` is cleared by the first release,
  * whoever makes it.
  */
@@ -72,10 +73,20 @@ const collected = new FinalizationRegistry<Hold>(dropped);
 // Registering every handle with the FinalizationRegistry, or even allocating
 // a Hold for it, would cost a good part of a whole SharedMutex acquisition,
 // and almost every handle is released within the same turn of the event
-// loop. So a lock keeps its new handles themselves, strongly; a sweep (the
-// next macrotask, or every SWEEP_AT grants of one lock) swaps those still held
-// for a Hold and registers them, so that from then on nothing keeps them alive.
+// loop. So a lock keeps its new handles themselves, strongly; a sweep (on a
+// timer SWEEP_MS after a lock's first grant since its last sweep, or every
+// SWEEP_AT grants of one lock) swaps those still held for a Hold and
+// registers them, so that from then on nothing keeps them alive.
+//
+// A timer, not setImmediate: an immediate ran once per event-loop turn that
+// granted anything, which under contention is once per native wait, on the
+// thread that has just lost the lock and should be asleep so that the next
+// holder gets the CPU (4 processes x 4 workers on 2 CPUs, async SharedMutex:
+// 1.7 times the acquisitions/s with the sweep on a timer, paired reps; see
+// BENCHMARKS.md). A dropped handle waits for a collection anyway; SWEEP_MS
+// more changes nothing.
 export const SWEEP_AT = 256;
+const SWEEP_MS = 10;
 const fresh: HandleOwner[] = [];
 let sweepPending = false;
 
@@ -95,16 +106,16 @@ function sweepAll(): void {
   for (const owner of fresh.splice(0)) owner.sweep();
 }
 
-/** `owner` got its first handle since its last sweep: sweep it at the next macrotask. */
+/** `owner` got its first handle since its last sweep: sweep it within SWEEP_MS. */
 export function sweepSoon(owner: HandleOwner): void {
   fresh.push(owner);
   if (!sweepPending) {
     sweepPending = true;
-    setImmediate(sweepAll).unref();
+    setTimeout(sweepAll, SWEEP_MS).unref();
   }
 }
 
-/** The Hold that stands for a handle still held after its first turn; registers the handle. */
+/** The Hold that stands for a handle still held at a sweep; registers the handle. */
 export function demote(handle: LockHandle): Hold {
   const hold: Hold = { owner: handle._owner, shared: handle.shared, site: handle._site };
   handle._hold = hold;
