@@ -8,14 +8,17 @@ const { jain, shareSpread, mergeHistograms, histQuantile } = require('./stats');
 
 const now = () => process.hrtime.bigint();
 
-/** The cases of one layout: every impl and form that can run there, then C. */
-function cases(layout, locks) {
+/** The cases of one layout: every impl and form that can run there, then C (given its binary). */
+function cases(layout, locks, forms, floors) {
   const where = layout.threads ? 'thread' : 'process';
   const out = [];
   for (const [id, impl] of Object.entries(impls)) {
     if (!impl.where.includes(where) || (locks && !locks.includes(id))) continue;
-    for (const mode of impl.forms) out.push({ label: impl.label, impl: id, mode });
+    for (const mode of impl.forms) {
+      if (forms === undefined || forms.includes(mode)) out.push({ label: impl.label, impl: id, mode });
+    }
   }
+  if (!floors) return out;
   out.push({ label: 'C floor: flock', impl: 'c-flock', mode: 'sync', c: 'flock' });
   out.push({ label: 'C floor: robust mutex', impl: 'c-mutex', mode: 'sync', c: 'mutex' });
   return out;
@@ -92,10 +95,17 @@ function cRep({ ctx, cfg, layout, kase, floorBin }) {
   return measure(r.counts, r.transfers, r.counter, r.elapsedNs);
 }
 
-/** layout: { name, procs, threads } (threads 0: loop on each child's main thread). */
-async function contended({ pool, ctx, cfg, layout, floorBin, log, locks }) {
+/**
+ * layout: { name, procs, threads } (threads 0: loop on each child's main thread).
+ * locks, forms: only these impls and forms (all when undefined); no C rows without floorBin.
+ */
+async function contended({ pool, ctx, cfg, layout, floorBin, log, locks, forms }) {
   const shared = counterView(ctx.tag);
-  const rows = cases(layout, locks).map((kase) => ({ ...kase, layout: layout.name, reps: [] }));
+  const rows = cases(layout, locks, forms, floorBin !== undefined).map((kase) => ({
+    ...kase,
+    layout: layout.name,
+    reps: [],
+  }));
   // Load, open and warm up everything first, so no timed run pays for it.
   const ids = [...new Set(rows.filter((r) => !r.c).map((r) => r.impl))];
   const prepared = [];
