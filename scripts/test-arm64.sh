@@ -83,15 +83,6 @@ echo "test-arm64: node $arch under $(qemu-aarch64 --version | head -1)"
 # happen there; the other owner-death cases skip through their probe), and the
 # read-only lock file case, whose uid-65534 child cannot execute the emulated
 # node kept in this script's private (0700) work dir.
-# And SharedMutex's "truncated to 0 while held" case: its parked waiter died
-# of SIGABRT once in a session-5 CI rehearsal here (passing before and since).
-# Our reading of glibc: a robust mutex's timed lock touches the lock word
-# (a truncated page: SIGBUS, which the fault guard rescues), then calls futex;
-# if the file is truncated between the two, the kernel answers EFAULT and
-# glibc aborts ("The futex facility returned an unexpected error code").
-# Emulation stretches that window from a few instructions to many. The case
-# runs natively in npm test and test:runtimes; the race is an open defect
-# there too (RELIABILITY.md), seen once natively (Bun, session 1).
 # Also left out, by file, until they can run under emulation:
 # web-locks-procs (dead clients are found through robust-mutex owner death,
 # which qemu-user cannot emulate: set_robust_list is ENOSYS), web-locks-builtin
@@ -100,7 +91,7 @@ echo "test-arm64: node $arch under $(qemu-aarch64 --version | head -1)"
 # qemu-user, so the test's own detector cannot arm). They run natively in
 # npm test and test:runtimes.
 skip_files='^test/(worker-suite|cli|counter-server|package|redis-lock|pg-lock|remote-bad-input|counter|interop|web-locks-procs|web-locks-builtin|timer-limit)\.test\.js$'
-skip_titles='passing leases: exact counter|truncated to 0 while held: holder, idle mapper and parked waiter|\(fs-ext\)|the 2,049th SharedMutex one thread holds|are locked through a read-only fd, and exclude other processes'
+skip_titles='passing leases: exact counter|\(fs-ext\)|the 2,049th SharedMutex one thread holds|are locked through a read-only fd, and exclude other processes'
 if [ $# -gt 0 ]; then
   spec=("$@")
 else

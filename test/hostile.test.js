@@ -206,6 +206,27 @@ describe('hostile files', () => {
       fs.closeSync(fd);
     }
 
+    it("the loaded addon never parks in glibc's robust-mutex lock, whose futex EFAULT (a page cut under a waiter) aborts the process", () => {
+      // glibc treats EFAULT from a futex wait as fatal; the kernel answers it
+      // when the region is truncated between glibc touching the lock word and
+      // the call. So parked waiters must use trylock plus a futex wait of our own.
+      // Ours only (build/Release/interlock.node or a prebuild's
+      // interlock.glibc.node): other addons may be loaded (the worker suite).
+      const addons = new Set();
+      for (const line of fs.readFileSync('/proc/self/maps', 'utf8').split('\n')) {
+        const file = line.slice(line.indexOf('/'));
+        if (line.includes('/') && /^interlock\b.*\.node$/.test(path.basename(file))) addons.add(file);
+      }
+      assert.ok(addons.size > 0, 'no interlock .node file mapped: the addon was not found');
+      for (const file of addons) {
+        const syms = execFileSync('readelf', ['--dyn-syms', '-W', file], { encoding: 'utf8' });
+        assert.match(syms, /pthread_mutex_trylock/, `${file}: readelf listed no pthread symbols`);
+        for (const call of ['pthread_mutex_timedlock', 'pthread_mutex_clocklock']) {
+          assert.ok(!new RegExp(`\\b${call}\\b`).test(syms), `${file} imports ${call}`);
+        }
+      }
+    });
+
     // Damage that leaves the mutex itself unusable. Touching a page past the
     // end of a shared file mapping raises SIGBUS (truncation to 0); within
     // the first page the bytes just read as zero (to 64) and the mutex looks

@@ -35,17 +35,12 @@ INTERLOCK_PIN(pthread_once, INTERLOCK_GLIBC_BASE);
 INTERLOCK_PIN(pthread_sigmask, INTERLOCK_GLIBC_BASE);
 INTERLOCK_PIN(pthread_attr_setstacksize, INTERLOCK_GLIBC_BASE);
 INTERLOCK_PIN(pthread_mutex_trylock, INTERLOCK_GLIBC_BASE);
-INTERLOCK_PIN(pthread_mutex_timedlock, INTERLOCK_GLIBC_BASE);
 INTERLOCK_PIN(pthread_mutexattr_init, INTERLOCK_GLIBC_BASE);
 INTERLOCK_PIN(pthread_mutexattr_destroy, INTERLOCK_GLIBC_BASE);
 INTERLOCK_PIN(pthread_mutexattr_settype, INTERLOCK_GLIBC_BASE);
 INTERLOCK_PIN(pthread_mutexattr_setpshared, INTERLOCK_GLIBC_BASE);
 INTERLOCK_PIN(pthread_mutexattr_setrobust, INTERLOCK_GLIBC_ROBUST);
 INTERLOCK_PIN(pthread_mutex_consistent, INTERLOCK_GLIBC_ROBUST);
-// shared_region.cc references this weakly and falls back to timedlock when it
-// is null. Its first version is 2.30 (libpthread); the weak reference makes
-// the version need weak too, which the loader of an older glibc skips.
-INTERLOCK_PIN(pthread_mutex_clocklock, "GLIBC_2.30");
 
 // fstat is an exported function only since glibc 2.33 (before, an inline
 // wrapper of __fxstat64). prebuild.sh links with --wrap=fstat64, which sends

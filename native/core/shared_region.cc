@@ -1,5 +1,6 @@
 #include "shared_region.h"
 
+#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -11,12 +12,6 @@
 #include "clock.h"
 #include "turn.h"
 
-// glibc >= 2.30 has pthread_mutex_clocklock; a weak reference lets one binary
-// use it where present and fall back to timedlock (CLOCK_REALTIME) on older
-// glibc, where a wall-clock jump can stretch one slice (never the deadline:
-// the loop below re-checks CLOCK_MONOTONIC).
-extern "C" int pthread_mutex_clocklock(pthread_mutex_t*, clockid_t, const struct timespec*) __attribute__((weak));
-
 namespace interlock {
 namespace {
 
@@ -24,25 +19,6 @@ constexpr int64_t kSliceNs = 2 * 1000 * 1000;  // cancel latency bound
 
 // Robust mutexes this thread holds through us (see kRobustListLimit).
 thread_local int held = 0;
-
-timespec to_timespec(int64_t ns) {
-  timespec ts;
-  ts.tv_sec = ns / 1000000000;
-  ts.tv_nsec = ns % 1000000000;
-  return ts;
-}
-
-int lock_until(pthread_mutex_t* m, int64_t mono_deadline_ns) {
-  if (pthread_mutex_clocklock != nullptr) {
-    timespec ts = to_timespec(mono_deadline_ns);
-    return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
-  }
-  timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  int64_t real_ns = int64_t{now.tv_sec} * 1000000000 + now.tv_nsec + (mono_deadline_ns - monotonic_ns());
-  timespec ts = to_timespec(real_ns);
-  return pthread_mutex_timedlock(m, &ts);
-}
 
 // getpid/gettid are real syscalls (~200 ns here); the holder fields are
 // written on every acquisition, so both are cached per thread. A forked
@@ -248,6 +224,68 @@ Status SharedRegion::try_lock(Grant* grant, bool* busy) {
   return st;
 }
 
+namespace {
+
+// The lock word of glibc's robust mutex (nptl): its owner's TID, with
+// FUTEX_WAITERS when someone may sleep on it and FUTEX_OWNER_DIED after its
+// owner died. Shared, not private: the kernel's owner-death wake-up is.
+std::atomic<uint32_t>* lock_word(pthread_mutex_t* m) {
+  return reinterpret_cast<std::atomic<uint32_t>*>(&m->__data.__lock);
+}
+
+// pthread_mutex_clocklock without its one fatal error. glibc aborts the
+// process when futex(2) answers EFAULT to a wait, and the kernel does when
+// another process truncates the region between glibc touching the lock word
+// and the call. So we never call glibc's blocking lock: pthread_mutex_trylock
+// (it makes no futex call) and a futex wait of our own, parked on the lock
+// word as glibc's waiters are, so glibc's unlock and the kernel's owner-death
+// handling wake us as they would wake them (and regions stay shared with
+// older interlock versions, whose waiters are glibc's).
+//
+// No lost wake-up: we sleep only on a word with FUTEX_WAITERS set, and
+// futex(2) checks the word as it queues us (changed: EAGAIN, we retry). Only
+// the owner clears the flag, by unlocking, and that wakes one sleeper; so
+// does the kernel when the owner dies with the flag set. The one woken either
+// takes the mutex or sets the flag on the new owner's word before it sleeps
+// again or returns (it retries trylock even past `until`), so the next release
+// wakes another. Its trylock stores a bare TID, which alone would leave the
+// sleepers still queued unwoken by its own unlock: so a thread that takes the
+// mutex after having waited sets the flag itself (glibc's
+// assume_other_futex_waiters). The price, as with glibc, is one spare wake
+// when it was the last waiter. *waited carries that over the slices of one wait.
+//
+// Returns what trylock does (0, EOWNERDEAD, ENOTRECOVERABLE, ...) or
+// ETIMEDOUT; with region.lost() anything, the caller refuses then.
+int lock_until(const SharedRegion& region, pthread_mutex_t* m, int64_t until_ns, bool* waited) {
+  std::atomic<uint32_t>* word = lock_word(m);
+  for (;;) {
+    int rc = pthread_mutex_trylock(m);
+    if (region.lost()) return rc;
+    if (rc != EBUSY) {
+      if ((rc == 0 || rc == EOWNERDEAD) && *waited) word->fetch_or(FUTEX_WAITERS);
+      return rc;
+    }
+    // Freed or orphaned since: try again. (A cut page reads as zero now,
+    // through the fault guard; any other busy word, even one scribbled
+    // over, is slept on until `until`, as glibc would, never spun on.)
+    uint32_t v = word->load();
+    if (v == 0 || (v & FUTEX_OWNER_DIED) != 0) continue;
+    if ((v & FUTEX_WAITERS) == 0 && !word->compare_exchange_strong(v, v | FUTEX_WAITERS)) continue;
+    *waited = true;
+    int err = futex_wait(word, v | FUTEX_WAITERS, until_ns);
+    if (err == ETIMEDOUT) return ETIMEDOUT;
+    if (err == EFAULT) {
+      // The page is gone from the file: touching it lets the fault guard swap
+      // in a zero page and record the loss, which the caller reports.
+      (void)word->load();
+      return EFAULT;
+    }
+    if (err != 0 && err != EAGAIN && err != EINTR) return err;
+  }
+}
+
+}  // namespace
+
 Status SharedRegion::lock(Grant* grant, const std::atomic<bool>* cancel, int64_t deadline_ns, int64_t since_ns) {
   // Uncontended: no clock reads, no timed call (a timed lock never times
   // out when it can lock at once, so this is also right for past deadlines).
@@ -258,6 +296,7 @@ Status SharedRegion::lock(Grant* grant, const std::atomic<bool>* cancel, int64_t
   MutexState* s = state();
   pthread_mutex_t* m = &s->mutex;
   Waiter me(this, since_ns != 0 ? since_ns : monotonic_ns());
+  bool waited = false;  // see lock_until
   for (;;) {
     if (cancel != nullptr && cancel->load(std::memory_order_acquire)) return Status{-ECANCELED, "pthread_mutex_lock"};
     int64_t now = monotonic_ns();
@@ -285,7 +324,7 @@ Status SharedRegion::lock(Grant* grant, const std::atomic<bool>* cancel, int64_t
       }
       until = std::min(until, next_turn);  // wake up to take a turn
     }
-    int rc = lock_until(m, until);
+    int rc = lock_until(*this, m, until, &waited);
     if (lost()) return on_acquired(rc, grant, "pthread_mutex_lock", me.id(), &busy);
     if (rc == ETIMEDOUT || rc == EINTR) continue;
     if (rc != 0 && rc != EOWNERDEAD) return Status{-rc, "pthread_mutex_lock"};

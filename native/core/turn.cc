@@ -35,11 +35,11 @@ uint32_t monotonic_ms32() {
 
 int32_t ms_since(uint32_t then) { return static_cast<int32_t>(monotonic_ms32() - then); }
 
-void futex_wait(std::atomic<uint32_t>* word, uint32_t seen, int64_t until_ns) {
+int futex_wait(std::atomic<uint32_t>* word, uint32_t seen, int64_t until_ns) {
   int64_t left = until_ns - monotonic_ns();
-  if (left <= 0) return;
+  if (left <= 0) return ETIMEDOUT;
   timespec ts = {static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, seen, &ts, nullptr, 0);
+  return syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, seen, &ts, nullptr, 0) == 0 ? 0 : errno;
 }
 
 void futex_wake_all(std::atomic<uint32_t>* word) {

@@ -24,8 +24,9 @@ int32_t ms_since(uint32_t then);
 
 // Shared (not private) futex ops: the word lives in a MAP_SHARED region.
 // futex_wait returns at `until_ns` (CLOCK_MONOTONIC) at the latest, or at
-// once if the word is no longer `seen`.
-void futex_wait(std::atomic<uint32_t>* word, uint32_t seen, int64_t until_ns);
+// once if the word is no longer `seen`: 0 when woken, else the errno
+// (ETIMEDOUT, EAGAIN, EINTR; EFAULT if the word's page is gone).
+int futex_wait(std::atomic<uint32_t>* word, uint32_t seen, int64_t until_ns);
 void futex_wake_all(std::atomic<uint32_t>* word);
 
 // Ends `turn` in a kind's shared state (its `turn`, `turn_seq` and

@@ -475,8 +475,7 @@ TEST(owner_death_thread_and_dirty_release) {
   quitter.join();
   Grant g;
   bool busy;
-  // try_lock, not lock: see tsan_clocklock.cc (owner_death_process covers
-  // EOWNERDEAD through lock()).
+  // owner_death_process covers EOWNERDEAD through lock().
   CHECK_EQ(r.try_lock(&g, &busy).error, 0);
   CHECK(!busy);
   CHECK(g.owner_died);
