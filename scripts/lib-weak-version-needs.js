@@ -4,12 +4,14 @@
 // when every symbol that uses it is a weak undefined reference.
 //   node scripts/lib-weak-version-needs.js file.node [...]
 //
-// Why: ld records a version need (say GLIBC_2.30 for the optional
-// pthread_mutex_clocklock) as required even when only weak references use
-// it, and ld.so then refuses to load the file on an older glibc. With the
-// flag set, ld.so skips a missing version (dl-version.c: "weak version not
-// found" is not fatal) and the weak symbol resolves to null, which the code
-// checks for.
+// Why: ld records a version need (say GLIBC_2.30 for an optional function
+// referenced weakly) as required even when only weak references use it, and
+// ld.so then refuses to load the file on an older glibc. With the flag set,
+// ld.so skips a missing version (dl-version.c: "weak version not found" is
+// not fatal) and the weak symbol resolves to null, which the code checks for.
+// The addon has no such reference today (pthread_mutex_clocklock was one until
+// SharedMutex waits stopped calling glibc's blocking lock); this keeps the
+// prebuilds loadable if one comes back.
 const fs = require('node:fs');
 
 const SHT_DYNSYM = 11;
