@@ -73,16 +73,26 @@ async function uncontended(impl, url) {
   return { impl, us: summary(reps), trips: summary(trips).median };
 }
 
+/** A contender process; `ready` resolves once its workers are loaded, `done` with their results after go(). */
 function contender(impl, url, name, localDir) {
   const args = [path.join(__dirname, 'remote-contender.js'), impl, url, name, `${CONTENDED_MS}`, localDir];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
+  let ready;
+  const isReady = new Promise((resolve) => {
+    ready = resolve;
+  });
   child.stdout.on('data', (d) => {
     out += d;
+    if (out.startsWith('ready\n')) ready();
   });
-  return new Promise((resolve, reject) =>
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`${impl}: exit ${code}`)))),
+  const done = new Promise((resolve, reject) =>
+    child.on('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out.slice('ready\n'.length))) : reject(new Error(`${impl}: exit ${code}`)),
+    ),
   );
+  // A child that dies while loading must not leave the others waiting for it.
+  return { ready: Promise.race([isReady, done]), done, go: () => child.stdin.end('go\n') };
 }
 
 async function contended(impl, url) {
@@ -92,7 +102,10 @@ async function contended(impl, url) {
   for (let r = 0; r < REPS; r++) {
     const localDir = fs.mkdtempSync(path.join(os.tmpdir(), 'interlock-bench-local-'));
     const name = `bench-c-${impl}-${process.pid}-${r}`;
-    const results = (await Promise.all([0, 1, 2, 3].map(() => contender(impl, url, name, localDir)))).flat();
+    const procs = [0, 1, 2, 3].map(() => contender(impl, url, name, localDir));
+    await Promise.all(procs.map((p) => p.ready));
+    for (const p of procs) p.go();
+    const results = (await Promise.all(procs.map((p) => p.done))).flat();
     fs.rmSync(localDir, { recursive: true, force: true });
     const counts = results.map((w) => w.acquisitions);
     const total = counts.reduce((a, b) => a + b, 0);
@@ -179,7 +192,8 @@ function report(u, c, h) {
     '',
     ...table(['lock', 'round trips', 'µs per pair', '× hand-written'], uRows(pgU)),
     '',
-    `Contended: 4 processes × 4 worker threads on one name, ${CONTENDED_MS / 1000} s per rep, an empty critical section.`,
+    `Contended: 4 processes × 4 worker threads on one name, ${CONTENDED_MS / 1000} s per rep, an empty critical section;`,
+    'the 16 workers start counting together, once every one has loaded its client and opened its lock.',
     'Commands per acquisition: requests sent by the lock clients (not counting the SUBSCRIBE of a waiting RedisLock,',
     'once per idle period), per acquisition; `local: true` queues the 16 contenders on one machine-local FileLock first',
     '(RedisLock then passes its held lease among them: at most 15 passes per server grant).',
