@@ -184,10 +184,10 @@ export function bounded<T>(
       if (timer !== undefined) clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
     };
+    // A late value reaches `late` once, from the handler below.
     const giveUp = (err: unknown) => {
       if (settled) return;
       finish();
-      work.then(late, () => {});
       reject(err);
     };
     const onAbort = () => giveUp(new AbortError(signal?.reason));
