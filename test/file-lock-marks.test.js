@@ -9,7 +9,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { FileLock } = require('..');
-const { killChildren, tmpDir, waitFor } = require('./support/helpers');
+const { killChildren, skipBecause, tmpDir, waitFor } = require('./support/helpers');
 const { marksRegionOf: regionOf } = require('./support/file-marks');
 const { holderProcess, holderWorker } = require('./fixtures/mutex-driver');
 
@@ -295,10 +295,51 @@ describe('FileLock token and ownerDied', function () {
       await holder.kill(); // its user went away without closing
       fs.unlinkSync(b);
       assert.ok(fs.existsSync(regionB));
-      open(path.join(dir, 'c.lock')).acquireSync().release(); // a new region prunes
-      assert.equal(fs.existsSync(regionB), false, 'pruned when another region was made');
+      // Each new region examines the next 32 of this user's regions in a
+      // rotation (file_marks.cc, kPruneEach): regionB goes within
+      // ceil(regions / 32) creations, at the first while there are <= 32.
+      const prefix = `interlock-file-${process.geteuid()}-`;
+      const regions = fs.readdirSync('/dev/shm').filter((n) => n.startsWith(prefix)).length;
+      const bound = Math.ceil(regions / 32);
+      let made = 0;
+      while (fs.existsSync(regionB) && made < bound) {
+        open(path.join(dir, `c${made++}.lock`))
+          .acquireSync()
+          .release(); // a new region prunes
+      }
+      assert.equal(fs.existsSync(regionB), false, `not pruned after ${made} new regions (${regions} at the start)`);
       // A region of a file that still exists stays.
-      assert.ok(fs.existsSync(regionOf(path.join(dir, 'c.lock'))));
+      assert.ok(fs.existsSync(regionOf(path.join(dir, 'c0.lock'))));
+    });
+
+    it('a new region examines a bounded number of the others, not all of them each time', function () {
+      // Before, each creation looked at every region of this user (up to
+      // 4,096), a few reads each: a process making many lock files paid for
+      // the whole of /dev/shm every time (2,000 new files took 57 s beside
+      // 5,000 regions). Counted here as this thread's read calls (syscr).
+      const io = '/proc/thread-self/io';
+      const reads = () => Number(/^syscr: (\d+)$/m.exec(fs.readFileSync(io, 'utf8'))?.[1] ?? Number.NaN);
+      if (!fs.existsSync(io) || Number.isNaN(reads())) {
+        return skipBecause(this, `${io} has no syscr here (kernel without task I/O accounting)`);
+      }
+      const kept = [];
+      try {
+        for (let i = 0; i < 150; i++) {
+          const lock = open(path.join(dir, `many-${i}.lock`));
+          lock.acquireSync().release();
+          kept.push(lock);
+        }
+        // 150 regions of files that still exist (and maybe more): all examined,
+        // that was 3 reads each, over 450; 32 of them now, under 100.
+        const before = reads();
+        const lock = open(path.join(dir, 'one-more.lock'));
+        lock.acquireSync().release();
+        const used = reads() - before - 1; // the second read of the io file
+        kept.push(lock);
+        assert.ok(used < 150, `${used} read calls to make one region beside 150 others`);
+      } finally {
+        for (const lock of kept) lock.close();
+      }
     });
 
     it('holds no fd or mapping once its FileLocks are closed', async () => {

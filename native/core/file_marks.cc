@@ -7,9 +7,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <utility>
+#include <vector>
 
 #include "clock.h"
 #include "shared_region.h"  // kStarvingNs, kTurnGraceMs: one policy for every kind
@@ -22,8 +25,24 @@ namespace {
 // not recorded (such marks are then removed only by their last user, see
 // close()).
 constexpr uint64_t kPathBytes = 1024;
-// prune() looks at no more of this user's regions than this per creation.
-constexpr int kPruneMax = 4096;
+// prune() looks at a few system calls' worth of each region it examines.
+// Examining every region at each creation made a process that makes many
+// lock files pay for the whole directory each time: 2,000 new files took 57 s
+// beside 5,000 regions (the soak's leak control overran its budget on that).
+// A creation examines kPruneEach, the next ones in a process-wide rotation,
+// so a gone file's region is still removed within (regions / kPruneEach)
+// creations, and at the first one while there are at most kPruneEach.
+constexpr size_t kPruneEach = 32;
+
+// The rotation: hashes of the names, the last one examined. Atomic, not a
+// mutex, so that a fork in the middle leaves nothing locked.
+std::atomic<uint64_t> prune_cursor{0};
+
+uint64_t name_hash(const char* name) {  // FNV-1a: any stable spread will do
+  uint64_t h = 14695981039346656037ull;
+  for (; *name != 0; ++name) h = (h ^ static_cast<unsigned char>(*name)) * 1099511628211ull;
+  return h;
+}
 
 RegionSpec marks_spec() { return RegionSpec{RegionKind::kFileMarks, sizeof(FileMarksState), kPathBytes, 0600, false}; }
 
@@ -101,7 +120,7 @@ void FileMarks::open(int fd, const struct stat& st, const std::string& path) {
   if (!status_.ok()) return;
   if (c.created) {
     if (path.size() < kPathBytes) std::memcpy(file_.data(), path.c_str(), path.size() + 1);
-    prune(name_);
+    prune(name_, kPruneEach);
   }
 }
 
@@ -173,23 +192,36 @@ void FileMarks::released(bool shared, bool keep_news) {
   lost();
 }
 
-int FileMarks::prune(const std::string& keep) {
+int FileMarks::prune(const std::string& keep, size_t most) {
   std::string prefix = "interlock-file-" + std::to_string(geteuid()) + "-";
   DIR* dir = opendir("/dev/shm");
   if (dir == nullptr) return 0;
-  int removed = 0;
-  int seen = 0;
+  // Names cost no system call each (getdents returns them in batches): take
+  // them all, and examine the `most` that follow the cursor in hash order.
+  std::vector<std::pair<uint64_t, std::string>> names;
   while (dirent* e = readdir(dir)) {
     if (std::strncmp(e->d_name, prefix.c_str(), prefix.size()) != 0 || keep == e->d_name) continue;
-    if (++seen > kPruneMax) break;
-    int fd = openat(dirfd(dir), e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    names.emplace_back(name_hash(e->d_name), e->d_name);
+  }
+  uint64_t cursor = prune_cursor.load(std::memory_order_relaxed);
+  auto after_cursor = [cursor](const std::pair<uint64_t, std::string>& a, const std::pair<uint64_t, std::string>& b) {
+    // Hashes above the cursor first, then the wrapped ones, each ascending.
+    bool a_later = a.first > cursor, b_later = b.first > cursor;
+    return a_later != b_later ? a_later : a < b;
+  };
+  size_t n = std::min(most, names.size());
+  std::partial_sort(names.begin(), names.begin() + static_cast<std::ptrdiff_t>(n), names.end(), after_cursor);
+  if (n > 0) prune_cursor.store(names[n - 1].first, std::memory_order_relaxed);
+  int removed = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const char* name = names[i].second.c_str();
+    int fd = openat(dirfd(dir), name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) continue;
     struct stat st;
     // Ours, and nobody maps it (every user holds a shared flock) or is
     // creating it: then nobody can start to while we hold this one.
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-        names_gone_file(fd, e->d_name) && still_named(dirfd(dir), e->d_name, st) &&
-        unlinkat(dirfd(dir), e->d_name, 0) == 0) {
+        names_gone_file(fd, name) && still_named(dirfd(dir), name, st) && unlinkat(dirfd(dir), name, 0) == 0) {
       ++removed;
     }
     ::close(fd);

@@ -140,8 +140,9 @@ class FileMarks {
   // The region name of a file, for this process's effective uid.
   static std::string name_for(uint64_t dev, uint64_t ino, uint64_t birth_ns);
   // Removes this user's marks of files no longer at their recorded path
-  // (or replaced there), unless someone maps them; skips `keep`. How many.
-  static int prune(const std::string& keep);
+  // (or replaced there), unless someone maps them; skips `keep`. Examines at
+  // most `most` regions, the next in a process-wide rotation. How many.
+  static int prune(const std::string& keep, size_t most = SIZE_MAX);
 
  private:
   FileMarksState* state() const { return static_cast<FileMarksState*>(file_.state()); }
