@@ -238,8 +238,10 @@ describe('flock(fd) and flockSync(fd)', () => {
     const during = await readFileMedian(probeFile);
     const grown = threadCount() - baseline;
     assert.deepEqual(order, [], 'all 8 wait while flock(1) holds the lock');
+    // A blocked pool gives no answer at all until flock(1) lets go: the
+    // bound only has to stay above a loaded machine's noise.
     assert.ok(
-      during < before * 5 + 3,
+      during < before * 5 + 25,
       `readFile median ${during.toFixed(3)} ms during vs ${before.toFixed(3)} ms before`,
     );
     assert.ok(grown <= 8 + 2, `threads grew by ${grown} for 8 waits`);

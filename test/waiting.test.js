@@ -132,10 +132,12 @@ describe('many waiters', () => {
     const fdsDuring = fdsOn(main);
     assert.deepEqual(order, [], 'nobody is granted while flock(1) holds the lock');
 
-    // The pool is never borrowed: latency stays about as before (generous
-    // bound on a noisy 2-core VM; a blocked pool means no answer at all).
+    // The pool is never borrowed: latency stays about as before. A blocked
+    // pool means no answer at all until flock(1) lets go (the control above
+    // stalls past 300 ms), so the bound can be generous: +3 ms failed once
+    // at load 12 (3.62 ms) on a free pool.
     assert.ok(
-      during < before * 5 + 3,
+      during < before * 5 + 25,
       `readFile median ${during.toFixed(3)} ms during vs ${before.toFixed(3)} ms before`,
     );
     assert.ok(grown >= 1 && grown <= locks + 2, `threads grew by ${grown} for ${locks} locks and 1,015 waiters`);
