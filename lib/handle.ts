@@ -78,15 +78,16 @@ const collected = new FinalizationRegistry<Hold>(dropped);
 // SWEEP_AT grants of one lock) swaps those still held for a Hold and
 // registers them, so that from then on nothing keeps them alive.
 //
-// A timer, not setImmediate: an immediate ran once per event-loop turn that
-// granted anything, which under contention is once per native wait, on the
-// thread that has just lost the lock and should be asleep so that the next
-// holder gets the CPU (4 processes x 4 workers on 2 CPUs, async SharedMutex:
-// 1.7 times the acquisitions/s with the sweep on a timer, paired reps; see
-// BENCHMARKS.md). A dropped handle waits for a collection anyway; SWEEP_MS
-// more changes nothing.
+// A timer, not setImmediate, and a slow one: under contention a sweep is
+// due after every native wait (its grant is the first since the last sweep).
+// An immediate ran it on the thread that had just lost the lock, and a short
+// timer wakes a thread that sleeps waiting for it; either takes a CPU from
+// the holder (4 processes x 4 workers on 2 CPUs, async SharedMutex, paired
+// reps: a 10 ms timer 1.7 times the immediate's acquisitions/s, 100 ms 1.7
+// times the 10 ms timer's; BENCHMARKS.md). A dropped handle waits for a
+// collection anyway; SWEEP_MS more changes nothing a user can see.
 export const SWEEP_AT = 256;
-const SWEEP_MS = 10;
+const SWEEP_MS = 100;
 const fresh: HandleOwner[] = [];
 let sweepPending = false;
 

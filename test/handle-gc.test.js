@@ -50,13 +50,13 @@ describe('handles dropped without release()', () => {
     }
   });
 
-  // A lock keeps a new handle itself until a sweep 10 ms later (SWEEP_MS),
+  // A lock keeps a new handle itself until a sweep 100 ms later (SWEEP_MS),
   // then only a small record of it (lib/handle.ts): a handle that lived
   // across that swap must still be released exactly once, by whichever comes
   // first. `turn` outlasts the sweep by order, not by timing: Node runs the
   // sweep's timer, armed at the grant, before a longer one armed after it.
   describe('a handle held across a sweep (swapped for its record)', () => {
-    const turn = () => new Promise((resolve) => setTimeout(resolve, 50));
+    const turn = () => new Promise((resolve) => setTimeout(resolve, 150));
     const dir = tmpDir();
     const kinds = {
       FileLock: (n) => ({ make: () => new FileLock(path.join(dir, `${n}.lock`)), file: path.join(dir, `${n}.lock`) }),
