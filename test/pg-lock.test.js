@@ -124,20 +124,26 @@ describe('PgLock (real PostgreSQL)', function () {
   it('a wait given up while its pooled connection is still being made: the connection goes back once, when it arrives (no double release, no crash)', async () => {
     // A pool with no idle connection: connect() takes round trips, so the
     // abort (next turn of the loop) and timeout 0 come while it is in flight.
+    // The name is held on another connection, so neither wait can be granted
+    // whenever its connection arrives (a free name let timeout 0 win once,
+    // on a connection the aborted wait had already given back).
     const own = new pg.Pool({ connectionString: server.url, max: 4 });
     const inUse = () => own.totalCount - own.idleCount;
+    const name = fresh('connecting');
+    await other.query(`SELECT pg_advisory_lock(${advisoryKey(name)})`);
+    let held = true;
     // Mocha passes a rejection nobody handled on to the process's listeners.
     const unhandled = [];
     const onUnhandled = (reason) => unhandled.push(reason);
     process.on('unhandledRejection', onUnhandled);
     try {
-      const lock = new PgLock(own, fresh('connecting'));
+      const lock = new PgLock(own, name);
       const ac = new AbortController();
       const aborted = lock.acquire({ signal: ac.signal });
       setImmediate(() => ac.abort());
       await assert.rejects(aborted, { name: 'AbortError' });
+      assert.ok(inUse() > 0, 'no connect was in flight at the abort: the case did not happen');
       await assert.rejects(lock.acquire({ timeout: 0 }), { code: 'ETIMEDOUT' });
-      assert.ok(inUse() > 0, 'no connect was in flight: the case did not happen');
       assert.ok(await waitFor(() => inUse() === 0, 10000), `${inUse()} connections were not given back`);
       // A second release of the same client throws in a promise callback
       // (pg-pool refuses it), a crash outside mocha: give it turns to surface.
@@ -147,10 +153,15 @@ describe('PgLock (real PostgreSQL)', function () {
         [],
       );
       assert.equal(inUse(), 0);
-      assert.equal(await freeForOthers(lock.name), true);
+      await other.query(`SELECT pg_advisory_unlock(${advisoryKey(name)})`);
+      held = false;
+      assert.equal(await freeForOthers(name), true);
     } finally {
       process.off('unhandledRejection', onUnhandled);
-      await own.end();
+      if (held) await other.query(`SELECT pg_advisory_unlock(${advisoryKey(name)})`);
+      // Bounded: with a connection never given back (the failure the waitFor
+      // above reports), pool.end() would wait for it for ever.
+      await Promise.race([own.end(), sleep(3000)]);
     }
   });
 
