@@ -121,6 +121,33 @@ describe('PgLock (real PostgreSQL)', function () {
     assert.ok(await waitFor(() => inUse() === 0, 10000), `${inUse()} pooled connections were not given back`);
   });
 
+  it('an abort whose cancel lands after the lock was taken, within the same statement: nothing is held when it rejects', async () => {
+    // The lock statement takes the advisory lock, then nextval() on the token
+    // sequence. Another session's open ALTER SEQUENCE (it locks the sequence) stops
+    // it right there, lock taken: the abort's cancel then fails the statement,
+    // and a session lock outlives that. A Client, whose connection PgLock keeps.
+    const name = fresh('cancel-after-lock');
+    const client = new pg.Client(server.url);
+    await client.connect();
+    const blocker = new pg.Client(server.url);
+    await blocker.connect();
+    try {
+      const lock = new PgLock(client, name);
+      await (await lock.acquire()).release(); // makes the sequence first
+      await blocker.query('BEGIN; ALTER SEQUENCE interlock_token INCREMENT BY 1');
+      const ac = new AbortController();
+      const waiting = lock.acquire({ signal: ac.signal });
+      assert.ok(await waitFor(async () => !(await freeForOthers(name)), 5000), 'the lock was never taken');
+      ac.abort();
+      await assert.rejects(waiting, { name: 'AbortError' });
+      assert.equal(await freeForOthers(name), true, 'rejected with AbortError, yet its session holds the lock');
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => {});
+      await blocker.end();
+      await client.end();
+    }
+  });
+
   it('a wait given up while its pooled connection is still being made: the connection goes back once, when it arrives (no double release, no crash)', async () => {
     // A pool with no idle connection: connect() takes round trips, so the
     // abort (next turn of the loop) and timeout 0 come while it is in flight.

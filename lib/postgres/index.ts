@@ -252,6 +252,15 @@ export class PgLock extends RemoteLock {
     }
   }
 
+  /** Unlocks this lock's key on `conn`, once more if a cancel request in flight lands on the first try. */
+  async #unlockDespiteCancel(conn: PgConnection): Promise<void> {
+    const unlock = this.#unlockText;
+    await conn.query(unlock).catch((e) => {
+      if ((e as { code?: string }).code !== QUERY_CANCELED) throw e;
+      return conn.query(unlock);
+    });
+  }
+
   /** Waits in the server's queue; resolves with the token once granted. */
   async #lock(conn: PgConnection, fn: string, wait: Wait): Promise<bigint> {
     const made = ensureSequence(this.#client, conn);
@@ -276,11 +285,7 @@ export class PgLock extends RemoteLock {
       if (signal?.aborted) {
         // Granted as the cancel flew: give it back (the cancel may land on
         // this unlock instead: then once more), then report the abort.
-        const unlock = this.#unlockText;
-        await conn.query(unlock).catch((e) => {
-          if ((e as { code?: string }).code !== QUERY_CANCELED) throw e;
-          return conn.query(unlock);
-        });
+        await this.#unlockDespiteCancel(conn);
         throw new AbortError(signal.reason);
       }
       return token;
@@ -288,7 +293,16 @@ export class PgLock extends RemoteLock {
       if (err instanceof AbortError) throw err;
       const code = (err as { code?: string }).code;
       if (timed && (code === LOCK_NOT_AVAILABLE || code === QUERY_CANCELED)) await conn.query('ROLLBACK');
-      if (code === QUERY_CANCELED && signal?.aborted) throw new AbortError(signal.reason);
+      if (code === QUERY_CANCELED && signal?.aborted) {
+        // The cancel can land after pg_advisory_lock returned, within the
+        // same statement (on nextval): the statement fails, but a session
+        // lock outlives its statement and its transaction. Unlock (false,
+        // with a warning, when it was not taken), so that nothing is held
+        // when the abort is reported; the connection is dropped after it
+        // anyway (grant()), which would free it only as its backend exits.
+        await this.#unlockDespiteCancel(conn).catch(() => {});
+        throw new AbortError(signal.reason);
+      }
       if (code === LOCK_NOT_AVAILABLE) throw remoteTimeoutError(this.name, wait.timeoutMs, fn);
       throw serverError('PostgreSQL', this.name, err);
     } finally {
