@@ -321,6 +321,7 @@ describe('FileLock token and ownerDied', function () {
       const io = '/proc/thread-self/io';
       const reads = () => Number(/^syscr: (\d+)$/m.exec(fs.readFileSync(io, 'utf8'))?.[1] ?? Number.NaN);
       if (!fs.existsSync(io) || Number.isNaN(reads())) {
+        // skipped on kernels without per-thread I/O accounting
         return skipBecause(this, `${io} has no syscr here (kernel without task I/O accounting)`);
       }
       const kept = [];

@@ -41,6 +41,7 @@ describe('interrupt probe under CPU load', function () {
 
   it('waits of processes started on a busy machine block in flock(2), not poll', async function () {
     const emulated = emulationEvidence();
+    // skipped under emulation, where waits poll
     if (emulated) skipBecause(this, `ticks do not interrupt waits under emulation (${emulated}): waits poll there`);
     const dir = tmpDir();
     const file = path.join(dir, 'probe.lock');

@@ -33,8 +33,10 @@ function loadFsExt(ctx) {
     return require('fs-ext');
   } catch (err) {
     const [built, needed] = [...err.message.matchAll(/NODE_MODULE_VERSION (\d+)/g)].map((m) => m[1]);
+    // fs-ext built for another Node ABI: skipped, the runtime printed
     if (built) skipBecause(ctx, `fs-ext is built for NODE_MODULE_VERSION ${built}, this runtime loads ${needed}`);
     if (/legacy Node\.js native addon API/.test(err.message)) {
+      // skipped where only Node-API addons load (Deno)
       skipBecause(ctx, 'fs-ext is not a Node-API addon, and only Node-API addons load here');
     }
     throw err;
@@ -62,6 +64,7 @@ describe('many waiters', () => {
     // fs-ext is not context-aware: in a Worker it queues on the main thread's
     // loop and its callback crashes the process, so it runs on the main thread only.
     if (!isMainThread) {
+      // skipped in a Worker: fs-ext is not context-aware
       skipBecause(this, 'fs-ext crashes inside a Worker (not context-aware); the main-thread run covers it');
     }
     const fsExt = loadFsExt(this);
