@@ -4,7 +4,8 @@
 // A contended rep swings by 10x on a shared 2-CPU machine, so two separate
 // runs say little: here the builds' reps alternate in one process tree (which
 // goes first alternates too), and the report gives the median of each build's
-// reps and the median and geometric mean of the per-rep ratios B/A, with the load.
+// reps and the median and geometric mean of the per-rep ratios B/A, with the load,
+// and how uneven the loopers' takeovers and runs are (contended.js, measure).
 //
 //   node bench/ab-contended.js --a DIR --b DIR --layout 4x4 [--locks sharedmutex,filelock]
 //                              [--forms async] [--reps 12] [--ms 150]
@@ -33,6 +34,7 @@ function parse(argv) {
   };
 }
 
+const fixed = (x) => (x === Number.POSITIVE_INFINITY ? 'inf' : Number.isFinite(x) ? x.toFixed(1) : '-');
 const geomean = (xs) => Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length);
 const load = () =>
   os
@@ -83,7 +85,10 @@ async function main() {
     }
   }
   console.log(`A=${roots[0]}  B=${roots[1]}  layout ${layout.name}, ${reps} reps of ${cfg.contendMs} ms each`);
-  console.log('case                 acq/s A    acq/s B   B/A per rep: median / geomean   Jain A/B    max/min A/B');
+  console.log(
+    'case                 acq/s A    acq/s B   B/A per rep: median / geomean   Jain A/B    max/min A/B' +
+      '   takeovers max/min A/B   run max/min A/B',
+  );
   for (const [key, a] of sides[0].reps) {
     const b = sides[1].reps.get(key) ?? [];
     const pairs = a.map((m, i) => [m, b[i]]).filter(([x, y]) => x && y);
@@ -102,6 +107,9 @@ async function main() {
       ),
       `${med('jain', 0).toFixed(2)} / ${med('jain', 1).toFixed(2)}`.padStart(14),
       `${med('spread', 0).toFixed(1)} / ${med('spread', 1).toFixed(1)}`.padStart(15),
+      // A bench/ from before these were measured has neither.
+      `${fixed(med('takeoverSpread', 0))} / ${fixed(med('takeoverSpread', 1))}`.padStart(26),
+      `${fixed(med('runSpread', 0))} / ${fixed(med('runSpread', 1))}`.padStart(18),
     ];
     console.log(cols.join(''));
   }

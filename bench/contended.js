@@ -39,6 +39,12 @@ function measure(counts, transfers, counter, elapsedNs, gaps, handoffs = null) {
     exact: counter === total,
     jain: jain(counts),
     spread: shareSpread(counts),
+    // A looper's share is its takeovers (acquisitions that took the lock
+    // from another looper) times its mean run (acquisitions per takeover):
+    // which of the two is uneven tells a lock that hands off unevenly from
+    // holders that keep it for uneven stretches (see BENCHMARKS.md).
+    takeoverSpread: shareSpread(transfers),
+    runSpread: shareSpread(counts.map((c, i) => c / Math.max(1, transfers[i]))),
     shares: counts.map((c) => c / total),
   };
 }
