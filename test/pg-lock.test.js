@@ -221,13 +221,15 @@ describe('PgLock (real PostgreSQL)', function () {
       const lock = new PgLock(own, name);
       h = await lock.acquire();
       const waiter = lock.acquire().catch((e) => e);
-      // Both sessions: the holder's (idle after its lock query) and the waiter's (blocked on it).
+      // Both sessions: the holder's (granted) and the waiter's (blocked on it), by
+      // the advisory lock itself (a bigint key is classid's 32 bits, then objid's).
       const sessions = async () =>
         (
           await other.query(
-            `SELECT pid, wait_event_type FROM pg_stat_activity
-              WHERE pid <> pg_backend_pid() AND query LIKE $1`,
-            [`%pg_advisory_lock(${advisoryKey(name)})%`],
+            `SELECT l.pid, a.wait_event_type FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+              WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.pid <> pg_backend_pid()
+                AND ((l.classid::bigint << 32) | l.objid::bigint) = $1::bigint`,
+            [`${advisoryKey(name)}`],
           )
         ).rows;
       assert.ok(

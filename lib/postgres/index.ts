@@ -27,9 +27,19 @@ export interface PgLockOptions extends RemoteLockOptions {
   shared?: boolean;
 }
 
+/**
+ * A named statement: the server parses and plans it once per connection
+ * (pg keeps the names it prepared on each), not at every lock and unlock.
+ */
+interface PgStatement {
+  name: string;
+  text: string;
+  values: string[];
+}
+
 /** The parts of a pg Client we use. */
 interface PgConnection {
-  query(text: string): Promise<PgResult | PgResult[]>;
+  query(query: string | PgStatement): Promise<PgResult | PgResult[]>;
   on(event: 'error' | 'end', listener: (err?: unknown) => void): unknown;
   removeListener(event: 'error' | 'end', listener: (err?: unknown) => void): unknown;
   processID: number | null;
@@ -166,7 +176,8 @@ export class PgLock extends RemoteLock {
   readonly key: bigint;
   readonly #client: PgPool | PgConnection;
   readonly #lockText: string;
-  readonly #unlockText: string;
+  readonly #lockStatement: PgStatement;
+  readonly #unlockStatement: PgStatement;
 
   /**
    * Takes a pg `Pool` (a connection is checked out per hold) or a `Client`
@@ -182,8 +193,22 @@ export class PgLock extends RemoteLock {
     this.shared = shared;
     this.key = advisoryKey(name);
     const fn = shared ? 'pg_advisory_lock_shared' : 'pg_advisory_lock';
-    this.#lockText = `SELECT ${fn}(${this.key}), nextval('${SEQUENCE}')::text AS token`;
-    this.#unlockText = `SELECT ${fn.replace('_lock', '_unlock')}(${this.key})`;
+    const unlockFn = fn.replace('_lock', '_unlock');
+    const token = `nextval('${SEQUENCE}')::text AS token`;
+    // The timed wait's form: its transaction, for lock_timeout, makes it several statements.
+    this.#lockText = `SELECT ${fn}(${this.key}), ${token}`;
+    // The key is a parameter, so one statement of each serves every name
+    // (a statement per name would grow each connection without bound).
+    // Parsing and planning them at every hold was a tenth of an
+    // uncontended acquire + release.
+    const values = [`${this.key}`];
+    this.#lockStatement = { name: `interlock:${fn}`, text: `SELECT ${fn}($1::bigint), ${token}`, values };
+    this.#unlockStatement = { name: `interlock:${unlockFn}`, text: `SELECT ${unlockFn}($1::bigint)`, values };
+  }
+
+  /** A copy of `s` for one query: pg versions differ in what they write into the object they are given. */
+  #statement(s: PgStatement): PgStatement {
+    return { name: s.name, text: s.text, values: [...s.values] };
   }
 
   /** The key PgLock uses for `name` (see advisoryKey). */
@@ -229,7 +254,7 @@ export class PgLock extends RemoteLock {
         token,
         ungrant: async () => {
           try {
-            if (broken === undefined) await conn.query(this.#unlockText);
+            if (broken === undefined) await conn.query(this.#statement(this.#unlockStatement));
           } catch (err) {
             broken ??= err as Error;
             throw serverError('PostgreSQL', this.name, err);
@@ -254,10 +279,9 @@ export class PgLock extends RemoteLock {
 
   /** Unlocks this lock's key on `conn`, once more if a cancel request in flight lands on the first try. */
   async #unlockDespiteCancel(conn: PgConnection): Promise<void> {
-    const unlock = this.#unlockText;
-    await conn.query(unlock).catch((e) => {
+    await conn.query(this.#statement(this.#unlockStatement)).catch((e) => {
       if ((e as { code?: string }).code !== QUERY_CANCELED) throw e;
-      return conn.query(unlock);
+      return conn.query(this.#statement(this.#unlockStatement));
     });
   }
 
@@ -269,18 +293,19 @@ export class PgLock extends RemoteLock {
         throw serverError('PostgreSQL', this.name, err);
       });
     }
-    const select = this.#lockText;
     // A session lock taken inside a transaction outlives its COMMIT; the
     // transaction only scopes lock_timeout to this one wait.
     const timed = wait.deadline !== Number.POSITIVE_INFINITY;
     const ms = Math.max(1, Math.ceil(wait.deadline - performance.now()));
-    const text = timed ? `BEGIN; SET LOCAL lock_timeout = ${ms}; ${select}; COMMIT` : select;
+    const query = timed
+      ? `BEGIN; SET LOCAL lock_timeout = ${ms}; ${this.#lockText}; COMMIT`
+      : this.#statement(this.#lockStatement);
     const { signal } = wait;
     if (signal?.aborted) throw new AbortError(signal.reason);
     const onAbort = () => cancelQuery(conn);
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const row = firstRow(await conn.query(text));
+      const row = firstRow(await conn.query(query));
       const token = BigInt(String(row.token));
       if (signal?.aborted) {
         // Granted as the cancel flew: give it back (the cancel may land on
