@@ -18,6 +18,7 @@ import {
   type Wait,
 } from '../remote';
 import { invalidType, outOfRange, validateObject } from '../validate';
+import { Alarm, type Deadline, mono } from './alarm';
 import { connectionOf, type RedisConnection, type Script, script } from './client';
 import { Wakeups } from './wakeups';
 
@@ -74,6 +75,12 @@ end
 // Replies {1, token} or {0, the holder's pttl}.
 const ACQUIRE: Script = script(`${QUEUE}
 local owner, ttl = ARGV[1], tonumber(ARGV[2])
+-- Free with an empty queue, the uncontended case: four commands, not five
+-- (a script's every command costs the server about as much as the script).
+if redis.call('LLEN', KEYS[3]) == 0 and redis.call('SET', KEYS[1], owner, 'NX', 'PX', ttl) then
+  redis.call('INCR', KEYS[2])
+  return {1, redis.call('GET', KEYS[2])}
+end
 local holder = redis.call('GET', KEYS[1])
 if not holder and redis.call('LLEN', KEYS[3]) > 0 then
   pass() -- the holder's lease ran out: the queue's turn
@@ -152,9 +159,6 @@ const MAX_PASSES = 15;
 // time namespace) and the lease is confirmed with the server instead.
 const CLOCK_SLACK_MS = 100;
 
-/** Milliseconds of CLOCK_MONOTONIC: the same clock in every process of the machine. */
-const mono = () => Number(process.hrtime.bigint() / 1000n) / 1000;
-
 /** A lease as one holder keeps it and passes it on. */
 interface Lease {
   owner: string;
@@ -195,6 +199,8 @@ export class RedisLock extends RemoteLock {
   readonly #renewEvery: number;
   readonly #serverId: () => Promise<string>;
   readonly #passes: boolean;
+  /** Bounds this lock's commands and renews its leases. */
+  readonly #alarm = new Alarm();
 
   /**
    * Takes the node-redis (v4+) or ioredis client you already have; one
@@ -251,13 +257,28 @@ export class RedisLock extends RemoteLock {
 
   /** `work`, or ERR_LOCK_SERVER when it has no reply within the ttl (a late value goes to `late`). */
   #within<T>(work: Promise<T>, late: (value: T) => void): Promise<T> {
-    return bounded(
-      work,
-      { deadline: performance.now() + this.ttl, signal: undefined },
-      () => serverError('Redis', this.name, new Error(`no reply within ${this.ttl} ms`)),
-      late,
-      true, // a pending command keeps its socket busy; the bound itself must not hold the process
-    );
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      // A pending command keeps its socket busy; the bound itself never holds the process.
+      const bound = this.#alarm.add(mono() + this.ttl, () => {
+        settled = true;
+        reject(serverError('Redis', this.name, new Error(`no reply within ${this.ttl} ms`)));
+      });
+      work.then(
+        (value) => {
+          if (settled) return late(value);
+          settled = true;
+          this.#alarm.cancel(bound);
+          resolve(value);
+        },
+        (err) => {
+          if (settled) return;
+          settled = true;
+          this.#alarm.cancel(bound);
+          reject(err);
+        },
+      );
+    });
   }
 
   /** Runs a script: EVALSHA, or EVAL once when the server has not seen it. */
@@ -357,17 +378,17 @@ export class RedisLock extends RemoteLock {
     const ttl = this.ttl;
     const { owner } = lease;
     let expires = lease.expires;
-    // Between renewals one timer runs: the next renewal, which also notices
-    // a lease that ran out while the process was paused (SIGSTOP, a long GC,
-    // a blocked loop). A second one, the lease's end, runs only while a
-    // renewal is unconfirmed.
-    let renewTimer: NodeJS.Timeout | undefined;
+    // Between renewals one deadline waits: the next renewal, which also
+    // notices a lease that ran out while the process was paused (SIGSTOP, a
+    // long GC, a blocked loop). A timer for the lease's end runs only while
+    // a renewal is unconfirmed.
+    let renewal: Deadline | undefined;
     let expiryTimer: NodeJS.Timeout | undefined;
     let held = true;
     let unsure = false; // a renewal is unconfirmed: the lease is not passed on
     const stop = () => {
       held = false;
-      clearTimeout(renewTimer);
+      if (renewal !== undefined) this.#alarm.cancel(renewal);
       clearTimeout(expiryTimer);
     };
     const lose = (why: string, cause?: unknown) => {
@@ -394,8 +415,7 @@ export class RedisLock extends RemoteLock {
       );
     };
     const schedule = (ms: number) => {
-      renewTimer = setTimeout(renew, ms);
-      renewTimer.unref();
+      renewal = this.#alarm.add(mono() + ms, renew);
     };
     // A fresh lease is renewed after ttl/3; a passed one when it is as old.
     schedule(Math.max(0, Math.min(this.#renewEvery, expires - mono() - (ttl * (1 - DRIFT) - this.#renewEvery))));
