@@ -24,7 +24,7 @@ function cases(layout, locks, forms, floors) {
   return out;
 }
 
-function measure(counts, transfers, counter, elapsedNs, gaps, handoffs = null) {
+function measure(counts, transfers, counter, elapsedNs, gaps, handoffs = null, sched = null) {
   const total = counts.reduce((a, b) => a + b, 0);
   const seconds = elapsedNs / 1e9;
   const waits = gaps && mergeHistograms(gaps);
@@ -45,6 +45,8 @@ function measure(counts, transfers, counter, elapsedNs, gaps, handoffs = null) {
     // holders that keep it for uneven stretches (see BENCHMARKS.md).
     takeoverSpread: shareSpread(transfers),
     runSpread: shareSpread(counts.map((c, i) => c / Math.max(1, transfers[i]))),
+    // Per looper, with its thread's time on a CPU and queued for one (Linux).
+    loopers: sched && counts.map((count, i) => ({ count, takeovers: transfers[i], ...sched[i] })),
     shares: counts.map((c) => c / total),
   };
 }
@@ -86,6 +88,7 @@ async function nodeRep({ pool, ctx, cfg, layout, kase, shared }, ms = cfg.conten
     Number(stopped - startAt),
     results.map((r) => r.gaps),
     handoffs === null ? null : handoffsOf(kase, ctx) - handoffs,
+    results.every((r) => r.sched) ? results.map((r) => r.sched) : null,
   );
 }
 

@@ -2,6 +2,7 @@
 // One contended looper: from `startAt` for `ms`, acquire -> read-modify-write
 // the shared counter -> release, counting acquisitions and how many of them
 // took the lock over from another looper. Runs in a child process or a Worker.
+const fs = require('node:fs');
 const { impls, counterView } = require('./impls');
 const { histogram } = require('./stats');
 
@@ -46,6 +47,17 @@ function recordGap(i, ns) {
   gaps[i] = ns;
 }
 
+// This thread's scheduler counters (Linux): ns on a CPU, ns runnable on a
+// run queue, timeslices. Over a rep they tell a looper the scheduler kept
+// off the CPU from one the lock kept waiting (bench/fairness-profile.js).
+function schedstat() {
+  try {
+    return fs.readFileSync('/proc/thread-self/schedstat', 'utf8').trim().split(' ').map(Number);
+  } catch {
+    return null;
+  }
+}
+
 /** cmd: { impl, mode, startAt (ns string), ms, id, ctx } */
 async function contend(cmd) {
   const lock = openImpl(cmd.impl, cmd.ctx)[cmd.mode];
@@ -56,6 +68,7 @@ async function contend(cmd) {
   await sleepUntil(start);
   let count = 0;
   let transfers = 0;
+  const sched = schedstat();
   let last = now();
   if (cmd.mode === 'sync') {
     for (;;) {
@@ -92,9 +105,16 @@ async function contend(cmd) {
     }
   }
   const stoppedAt = now();
+  const schedEnd = schedstat();
   // The wait still running when time was up counts too.
   recordGap(count, Number(stoppedAt - last));
-  return { count, transfers, stoppedAt: stoppedAt.toString(), gaps: histogram(gaps.subarray(0, count + 1)) };
+  return {
+    count,
+    transfers,
+    stoppedAt: stoppedAt.toString(),
+    gaps: histogram(gaps.subarray(0, count + 1)),
+    sched: sched && schedEnd && { cpuNs: schedEnd[0] - sched[0], queuedNs: schedEnd[1] - sched[1] },
+  };
 }
 
 /** Opens the locks and the counter ahead of the timed runs. */
