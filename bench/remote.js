@@ -55,22 +55,33 @@ function startServer(kind) {
 
 const isRedis = (impl) => !impl.includes('pg');
 
-async function uncontended(impl, url) {
-  const reps = [];
-  const trips = [];
-  for (let r = 0; r < REPS; r++) {
-    const locker = await lockers[impl].open(url, `bench-u-${impl}-${process.pid}-${r}`);
+/**
+ * The locks of one server side by side: all open at once, short batches
+ * alternating (the order rotates every round), so that each round's ratios
+ * compare neighbours in time; on a shared machine separate runs of each
+ * differed by more than the locks do. A rep is BATCHES rounds.
+ */
+async function uncontended(impls, url) {
+  const BATCHES = 10;
+  const batch = PAIRS / BATCHES;
+  const sides = [];
+  for (const impl of impls) {
+    const locker = await lockers[impl].open(url, `bench-u-${impl}-${process.pid}`);
     for (let i = 0; i < 50; i++) await locker.pair(); // warm: scripts loaded, connections made
-    const c0 = locker.queries();
-    const t0 = performance.now();
-    for (let i = 0; i < PAIRS; i++) await locker.pair();
-    const us = ((performance.now() - t0) * 1000) / PAIRS;
-    const c1 = locker.queries();
-    reps.push(us);
-    trips.push((c1 - c0) / PAIRS);
-    await locker.close();
+    sides.push({ impl, locker, times: [], trips: [] });
   }
-  return { impl, us: summary(reps), trips: summary(trips).median };
+  for (let r = 0; r < REPS * BATCHES; r++) {
+    for (let k = 0; k < sides.length; k++) {
+      const side = sides[(k + r) % sides.length];
+      const c0 = side.locker.queries();
+      const t0 = performance.now();
+      for (let i = 0; i < batch; i++) await side.locker.pair();
+      side.times.push(((performance.now() - t0) * 1000) / batch);
+      side.trips.push((side.locker.queries() - c0) / batch);
+    }
+  }
+  for (const side of sides) await side.locker.close();
+  return sides.map(({ impl, times, trips }) => ({ impl, times, us: summary(times), trips: summary(trips).median }));
 }
 
 /** A contender process; `ready` resolves once its workers are loaded, `done` with their results after go(). */
@@ -157,12 +168,14 @@ function report(u, c, h) {
   const uRows = (rows) =>
     rows.map((r) => {
       const peers = rows.filter((p) => !p.impl.startsWith('interlock'));
-      const bestPeer = peers.length ? best(peers, (p) => p.us.median) : Number.NaN;
+      const bestPeer = peers.find((p) => p.us.median === best(peers, (q) => q.us.median));
+      // The median of the per-round ratios: each compares two batches run side by side.
+      const ratio = bestPeer && summary(r.times.map((t, i) => t / bestPeer.times[i])).median;
       return [
         lockers[r.impl].label,
         fmt(r.trips, 1),
-        `${fmt(r.us.median)} (${fmt(r.us.min)}–${fmt(r.us.max)})`,
-        Number.isNaN(bestPeer) ? '' : fmt(r.us.median / bestPeer, 2),
+        `${fmt(r.us.median)} (${fmt(r.us.q1)}–${fmt(r.us.q3)})`,
+        bestPeer ? fmt(ratio, 2) : '',
       ];
     });
   const peerRate = Math.max(
@@ -181,12 +194,14 @@ function report(u, c, h) {
     '## Remote locks (Redis, PostgreSQL)',
     '',
     `\`npm run bench:remote${QUICK ? ' -- --quick' : ''}\` on ${os.cpus().length} cores, load ${load} at the end,`,
-    `redis-server and PostgreSQL on loopback; medians of ${REPS} reps (min–max). ${new Date().toISOString().slice(0, 10)}.`,
+    `redis-server and PostgreSQL on loopback; below, medians of ${REPS} reps (min–max). ${new Date().toISOString().slice(0, 10)}.`,
     'A load well above the core count means other builds and tests shared the machine: every hop between processes',
     'then waits for a core, so compare rows within one run, not with runs elsewhere.',
     '',
-    `Uncontended acquire + release, ${PAIRS} pairs per rep. Round trips are the requests the client sent per pair`,
-    '(a Lua script is one; a PostgreSQL query is one).',
+    `Uncontended acquire + release: the locks of one server open side by side, ${REPS * 10} rounds of batches of`,
+    `${PAIRS / 10} pairs, each round every lock once in turn (the order rotating); µs per pair: the median batch`,
+    '(quartiles); × best peer: the median of the per-round ratios to the best peer. Round trips are the requests',
+    'the client sent per pair (a Lua script is one; a PostgreSQL query is one).',
     '',
     ...table(['lock', 'round trips', 'µs per pair', '× best peer'], uRows(redisU)),
     '',
@@ -216,8 +231,7 @@ async function main() {
   const pgUrl = startServer('postgres');
   try {
     const u = [];
-    for (const impl of REDIS_UNCONTENDED) u.push(await uncontended(impl, redisUrl));
-    for (const impl of PG_UNCONTENDED) u.push(await uncontended(impl, pgUrl));
+    u.push(...(await uncontended(REDIS_UNCONTENDED, redisUrl)), ...(await uncontended(PG_UNCONTENDED, pgUrl)));
     const c = [];
     for (const impl of CONTENDED) {
       c.push(await contended(impl, isRedis(impl) ? redisUrl : pgUrl));
