@@ -5,7 +5,8 @@
 // runs say little: here the builds' reps alternate in one process tree (which
 // goes first alternates too), and the report gives the median of each build's
 // reps and the median and geometric mean of the per-rep ratios B/A, with the load,
-// and how uneven the loopers' takeovers and runs are (contended.js, measure).
+// how uneven the loopers' takeovers and runs are (contended.js, measure), and
+// the handoff turns per second where a build counts them.
 //
 //   node bench/ab-contended.js --a DIR --b DIR --layout 4x4 [--locks sharedmutex,filelock]
 //                              [--forms async] [--reps 12] [--ms 150]
@@ -35,6 +36,7 @@ function parse(argv) {
 }
 
 const fixed = (x) => (x === Number.POSITIVE_INFINITY ? 'inf' : Number.isFinite(x) ? x.toFixed(1) : '-');
+const whole = (x) => (Number.isFinite(x) ? x.toFixed(0) : '-');
 const geomean = (xs) => Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length);
 const load = () =>
   os
@@ -87,7 +89,7 @@ async function main() {
   console.log(`A=${roots[0]}  B=${roots[1]}  layout ${layout.name}, ${reps} reps of ${cfg.contendMs} ms each`);
   console.log(
     'case                 acq/s A    acq/s B   B/A per rep: median / geomean   Jain A/B    max/min A/B' +
-      '   takeovers max/min A/B   run max/min A/B',
+      '   takeovers max/min A/B   run max/min A/B   handoffs/s A/B',
   );
   for (const [key, a] of sides[0].reps) {
     const b = sides[1].reps.get(key) ?? [];
@@ -96,7 +98,11 @@ async function main() {
       console.log(`${key.padEnd(18)} failed`);
       continue;
     }
-    const med = (k, side) => median(pairs.map((p) => p[side][k]));
+    // A missing figure (a bench/ or build that does not count it) prints as '-'.
+    const med = (k, side) => {
+      const xs = pairs.map((p) => p[side][k]);
+      return xs.every((x) => typeof x === 'number') ? median(xs) : Number.NaN;
+    };
     const ratios = pairs.map(([x, y]) => y.acqPerSec / x.acqPerSec);
     const cols = [
       key.padEnd(18),
@@ -107,9 +113,9 @@ async function main() {
       ),
       `${med('jain', 0).toFixed(2)} / ${med('jain', 1).toFixed(2)}`.padStart(14),
       `${med('spread', 0).toFixed(1)} / ${med('spread', 1).toFixed(1)}`.padStart(15),
-      // A bench/ from before these were measured has neither.
       `${fixed(med('takeoverSpread', 0))} / ${fixed(med('takeoverSpread', 1))}`.padStart(26),
       `${fixed(med('runSpread', 0))} / ${fixed(med('runSpread', 1))}`.padStart(18),
+      `${whole(med('handoffsPerSec', 0))} / ${whole(med('handoffsPerSec', 1))}`.padStart(17),
     ];
     console.log(cols.join(''));
   }
