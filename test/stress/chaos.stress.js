@@ -95,6 +95,10 @@ async function phase({ nolock, plan, log }) {
     });
     const p = { procIdx, child, ids: new Set(), dying: false };
     procs.set(procIdx, p);
+    // A child SIGKILLed a moment ago still reads `connected` until its pipe's
+    // close is seen, and a send to it then fails with EPIPE: an 'error' event
+    // that, unheard, ended this driver. Its 'exit' tells what matters.
+    child.on('error', () => {});
     child.on('message', (msg) => {
       if (msg.ev === 'ready') p.ids.add(msg.id);
       else if (msg.ev === 'terminated') {
