@@ -36,7 +36,7 @@ describe('PgLock (real PostgreSQL)', function () {
   });
 
   beforeEach(function () {
-    needServer(this, server);
+    needServer(this, server); // skipped without a PostgreSQL (CI always starts one): the reason is printed
   });
 
   /** Whether another session could take `name` right now (and gives it back). */

@@ -49,7 +49,7 @@ describe('RedisLock (real redis-server)', function () {
   });
 
   beforeEach(function () {
-    needServer(this, server);
+    needServer(this, server); // skipped without a redis-server (CI always starts one): the reason is printed
   });
 
   for (const which of ['node-redis', 'ioredis']) {
@@ -274,6 +274,7 @@ describe('RedisLock (real redis-server)', function () {
 
     beforeEach(async function () {
       own = await startRedis();
+      // skipped where redis-server is not installed (CI installs it): the reason is printed
       if (own === null) return needServer(this, 'redis-server not installed');
       c = await nodeRedis(own.url);
     });

@@ -73,7 +73,7 @@ describe('remote locks: bad input', function () {
   ];
 
   it('RedisLock: 20 rows of bad arguments throw synchronously, typed and named', async function () {
-    needServer(this, redis);
+    needServer(this, redis); // skipped without a redis-server (CI always starts one): the reason is printed
     const c = await nodeRedis();
     for (const [title, make, cls, code, words] of redisRows(c)) {
       assert.throws(make, (err) => err instanceof cls && err.code === code && words.test(err.message), title);
@@ -81,7 +81,7 @@ describe('remote locks: bad input', function () {
   });
 
   it('RedisLock: a client in subscriber mode is refused (node-redis and ioredis)', async function () {
-    needServer(this, redis);
+    needServer(this, redis); // skipped without a redis-server (CI always starts one): the reason is printed
     const sub = await nodeRedis();
     await sub.subscribe('interlock-bad-input', () => {});
     assert.throws(() => new RedisLock(sub, 'n'), { name: 'TypeError', code: V, message: /subscriber mode/ });
@@ -92,7 +92,7 @@ describe('remote locks: bad input', function () {
   });
 
   it('RedisLock: a closed client rejects acquire with ERR_LOCK_SERVER, naming the lock', async function () {
-    needServer(this, redis);
+    needServer(this, redis); // skipped without a redis-server (CI always starts one): the reason is printed
     const c = createClient({ url: redis.url });
     const err = await new RedisLock(c, 'never-connected').acquire().catch((e) => e);
     assert.ok(err instanceof LockError, String(err));
@@ -101,7 +101,7 @@ describe('remote locks: bad input', function () {
   });
 
   it('PgLock: bad arguments throw synchronously, typed and named', async function () {
-    needServer(this, postgres);
+    needServer(this, postgres); // skipped without a PostgreSQL (CI always starts one): the reason is printed
     const p = pool();
     const rows = [
       ['pool null', () => new PgLock(null, 'n'), TypeError, T, /"client"/],
@@ -119,7 +119,7 @@ describe('remote locks: bad input', function () {
   });
 
   it('PgLock: a server that refuses rejects acquire with ERR_LOCK_SERVER; the pool is left usable', async function () {
-    needServer(this, postgres);
+    needServer(this, postgres); // skipped without a PostgreSQL (CI always starts one): the reason is printed
     const bad = new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/postgres', max: 1 });
     open.push(() => bad.end());
     const err = await new PgLock(bad, 'refused').acquire().catch((e) => e);
