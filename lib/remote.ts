@@ -5,6 +5,8 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Alarm, Deadline } from './alarm';
+import { mono } from './alarm';
 import { AbortError, LockError, withStack } from './errors';
 import { FileLock } from './file-lock';
 import type { LockHandle } from './handle';
@@ -161,14 +163,16 @@ export function remoteTimeoutError(name: string, ms: number, syscall: string): L
 /**
  * Resolves or rejects with `work`, unless the deadline or the signal comes
  * first; then rejects at once and hands a late result to `late` (a grant
- * that arrives after its waiter gave up is given back, never kept).
+ * that arrives after its waiter gave up is given back, never kept). With an
+ * `alarm`, the deadline waits on it (unref'd, one timer for many bounds)
+ * instead of a timer of its own.
  */
 export function bounded<T>(
   work: Promise<T>,
   wait: Pick<Wait, 'deadline' | 'signal'>,
   onTimeout: () => unknown,
   late: (value: T) => void,
-  unref = false,
+  alarm?: Alarm,
 ): Promise<T> {
   const { deadline, signal } = wait;
   if (deadline === Number.POSITIVE_INFINITY && signal === undefined) return work; // nothing to bound it by
@@ -178,10 +182,12 @@ export function bounded<T>(
   }
   return new Promise<T>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
+    let due: Deadline | undefined;
     let settled = false;
     const finish = () => {
       settled = true;
       if (timer !== undefined) clearTimeout(timer);
+      if (due !== undefined) alarm?.cancel(due);
       signal?.removeEventListener('abort', onAbort);
     };
     // A late value reaches `late` once, from the handler below.
@@ -194,8 +200,9 @@ export function bounded<T>(
     if (deadline !== Number.POSITIVE_INFINITY) {
       // Whole milliseconds: Node keeps one timer list per delay, and
       // fractional delays would make a new one for every call.
-      timer = setTimeout(() => giveUp(onTimeout()), Math.max(0, Math.ceil(deadline - performance.now())));
-      if (unref) timer.unref();
+      const ms = Math.max(0, Math.ceil(deadline - performance.now()));
+      if (alarm === undefined) timer = setTimeout(() => giveUp(onTimeout()), ms);
+      else due = alarm.add(mono() + ms, () => giveUp(onTimeout()));
     }
     signal?.addEventListener('abort', onAbort, { once: true });
     work.then(

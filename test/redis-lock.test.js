@@ -299,6 +299,23 @@ describe('RedisLock (real redis-server)', function () {
       await h2.release();
     });
 
+    it('a server that takes commands but never answers (SIGSTOP): acquire rejects with ERR_LOCK_SERVER once the ttl has passed', async () => {
+      const lock = new RedisLock(c, 'silent', { ttl: 300 });
+      await (await lock.acquire()).release();
+      own.child.kill('SIGSTOP');
+      try {
+        const t0 = performance.now();
+        const err = await lock.acquire().catch((e) => e);
+        const ms = performance.now() - t0;
+        assert.ok(err instanceof LockError, String(err));
+        assert.equal(err.code, 'ERR_LOCK_SERVER');
+        assert.match(err.message, /no reply within 300 ms/);
+        assert.ok(ms >= 290, `rejected after ${ms} ms, before the ttl`);
+      } finally {
+        own.child.kill('SIGCONT');
+      }
+    });
+
     it('mid-wait and mid-hold, unreachable: waiter rejects with ERR_LOCK_SERVER, holder signal fires, nothing hangs', async () => {
       const lock = new RedisLock(c, 'gone', { ttl: 1000 });
       const h = await lock.acquire();

@@ -3,6 +3,8 @@
 // order in a list beside the key; a release hands the lock straight to the
 // first live waiter and wakes only that one (on its client's wake channel):
 // no polling, no herd of waiters racing for every release.
+
+import { Alarm, type Deadline, mono } from '../alarm';
 import { AbortError, LockError } from '../errors';
 import type { Lockable } from '../lock';
 import {
@@ -18,7 +20,6 @@ import {
   type Wait,
 } from '../remote';
 import { invalidType, outOfRange, validateObject } from '../validate';
-import { Alarm, type Deadline, mono } from './alarm';
 import { connectionOf, type RedisConnection, type Script, script } from './client';
 import { Wakeups } from './wakeups';
 
@@ -77,12 +78,13 @@ const ACQUIRE: Script = script(`${QUEUE}
 local owner, ttl = ARGV[1], tonumber(ARGV[2])
 -- Free with an empty queue, the uncontended case: four commands, not five
 -- (a script's every command costs the server about as much as the script).
-if redis.call('LLEN', KEYS[3]) == 0 and redis.call('SET', KEYS[1], owner, 'NX', 'PX', ttl) then
+local queued = redis.call('LLEN', KEYS[3]) > 0
+if not queued and redis.call('SET', KEYS[1], owner, 'NX', 'PX', ttl) then
   redis.call('INCR', KEYS[2])
   return {1, redis.call('GET', KEYS[2])}
 end
 local holder = redis.call('GET', KEYS[1])
-if not holder and redis.call('LLEN', KEYS[3]) > 0 then
+if not holder and queued then
   pass() -- the holder's lease ran out: the queue's turn
   holder = redis.call('GET', KEYS[1])
 end
@@ -257,28 +259,13 @@ export class RedisLock extends RemoteLock {
 
   /** `work`, or ERR_LOCK_SERVER when it has no reply within the ttl (a late value goes to `late`). */
   #within<T>(work: Promise<T>, late: (value: T) => void): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      let settled = false;
-      // A pending command keeps its socket busy; the bound itself never holds the process.
-      const bound = this.#alarm.add(mono() + this.ttl, () => {
-        settled = true;
-        reject(serverError('Redis', this.name, new Error(`no reply within ${this.ttl} ms`)));
-      });
-      work.then(
-        (value) => {
-          if (settled) return late(value);
-          settled = true;
-          this.#alarm.cancel(bound);
-          resolve(value);
-        },
-        (err) => {
-          if (settled) return;
-          settled = true;
-          this.#alarm.cancel(bound);
-          reject(err);
-        },
-      );
-    });
+    return bounded(
+      work,
+      { deadline: performance.now() + this.ttl, signal: undefined },
+      () => serverError('Redis', this.name, new Error(`no reply within ${this.ttl} ms`)),
+      late,
+      this.#alarm, // a pending command keeps its socket busy; the bound itself must not hold the process
+    );
   }
 
   /** Runs a script: EVALSHA, or EVAL once when the server has not seen it. */

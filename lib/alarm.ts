@@ -1,5 +1,5 @@
-// One unref'd timer for many deadlines: a RedisLock's command bounds and
-// lease renewals. A timer set and cleared for every command and every hold
+// One unref'd timer for many deadlines: a RedisLock's command bounds (see
+// bounded() in remote.ts) and lease renewals. A timer set and cleared for every command and every hold
 // was about a twentieth of an uncontended acquire + release; here a deadline
 // that is met is only forgotten, and the timer, left armed, finds nothing due
 // when it fires (at most once per bound) and is set again for what remains.
