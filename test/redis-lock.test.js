@@ -302,7 +302,9 @@ describe('RedisLock (real redis-server)', function () {
     it('a server that takes commands but never answers (SIGSTOP): acquire rejects with ERR_LOCK_SERVER once the ttl has passed', async () => {
       const lock = new RedisLock(c, 'silent', { ttl: 300 });
       await (await lock.acquire()).release();
-      own.child.kill('SIGSTOP');
+      // process.kill, not child.kill: Deno's ChildProcess counts a child it
+      // sent SIGSTOP as killed, and would then neither resume nor kill it.
+      process.kill(own.child.pid, 'SIGSTOP');
       try {
         const t0 = performance.now();
         const err = await lock.acquire().catch((e) => e);
@@ -312,7 +314,7 @@ describe('RedisLock (real redis-server)', function () {
         assert.match(err.message, /no reply within 300 ms/);
         assert.ok(ms >= 290, `rejected after ${ms} ms, before the ttl`);
       } finally {
-        own.child.kill('SIGCONT');
+        process.kill(own.child.pid, 'SIGCONT');
       }
     });
 
