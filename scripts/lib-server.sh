@@ -21,3 +21,21 @@ install_quietly() {
 free_port() {
   node -e "const s = require('node:net').createServer().listen(0, '127.0.0.1', () => { console.log(s.address().port); s.close(); });"
 }
+
+# True if pid $1 is alive and runs command $2. The name check matters because
+# a state file can outlive its server (a reboot, a copied /tmp, a killed run)
+# and its pid be reused by something else.
+alive() {
+  local pid=$1 name=$2
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$name"* ]]
+}
+
+# Drops a state file, and the temp dir it names, left by a server that is
+# gone: starting again must not fail because an earlier run did not stop.
+forget_stale() {
+  local dir
+  dir=$(cat "$STATE" 2>/dev/null || true)
+  log "removing stale state $STATE ($dir): its server is not running"
+  [[ -n $dir && $dir == "${TMPDIR:-/tmp}"/interlock-* ]] && rm -rf "$dir"
+  rm -f "$STATE"
+}

@@ -33,11 +33,19 @@ as_owner() {
   fi
 }
 
+running() {
+  [[ -f $STATE ]] || return 1
+  local pid
+  pid=$(head -n 1 "$(cat "$STATE")/data/postmaster.pid" 2>/dev/null) || return 1
+  alive "$pid" postgres
+}
+
 start() {
-  if [[ -f $STATE ]] && [[ -d $(cat "$STATE") ]]; then
+  if running; then
     log "already running (state in $(cat "$STATE")); run '$0 stop' first"
     exit 1
   fi
+  [[ -f $STATE ]] && forget_stale
   install_postgres
   local bin dir port
   bin=$(bindir)

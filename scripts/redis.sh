@@ -21,7 +21,7 @@ running() {
   local dir pid
   dir=$(cat "$STATE")
   pid=$(cat "$dir/redis.pid" 2>/dev/null) || return 1
-  kill -0 "$pid" 2>/dev/null
+  alive "$pid" redis-server
 }
 
 start() {
@@ -29,6 +29,7 @@ start() {
     log "already running (state in $(cat "$STATE")); run '$0 stop' first"
     exit 1
   fi
+  [[ -f $STATE ]] && forget_stale
   install_redis
   local dir port
   dir=$(mktemp -d "${TMPDIR:-/tmp}/interlock-redis.XXXXXX")

@@ -17,6 +17,7 @@ const EXCLUDED = new Map([
   ['cli.test.js', 'drives the CLI in child processes only'],
   ['exit-midflight.test.js', 'each case is a child process'],
   ['package.test.js', 'inspects npm pack output only'],
+  ['server-scripts.test.js', 'drives shell scripts in child processes only'],
 ]);
 
 const EXIT_GRACE_MS = 5000; // after the last test, the worker's loop must drain by then
