@@ -52,7 +52,7 @@ for (const { kind, installed, pidFile, urlLine } of kinds) {
     });
 
     beforeEach(() => {
-      state = path.join(os.tmpdir(), `interlock-${kind}-test-${process.pid}.state`);
+      state = path.join(os.tmpdir(), `interlock-${kind}-scripts-test-${process.pid}.state`);
     });
 
     afterEach(() => {
