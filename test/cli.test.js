@@ -257,6 +257,7 @@ describe('interlock CLI beside flock(1)', function () {
   it('forwards SIGINT, SIGTERM and SIGHUP to the command, exits with its status, frees the lock', async function () {
     if (process.versions.deno) {
       // skipped on Deno: a child that handled kill()'s signal is reported as killed by it
+      // This runtime lacks what the case needs; the reason is printed with the runtime.
       skipBecause(
         this,
         "Deno reports a child that handled a signal sent by kill() as killed by it (exit null, signal), so the command's own status is lost",
@@ -304,6 +305,7 @@ describe('interlock CLI beside flock(1)', function () {
   it('SIGUSR1 reaches the command and opens no inspector in interlock (a plain node opens one)', async function () {
     if (process.versions.bun || process.versions.deno) {
       // skipped on runtimes without Node's SIGUSR1 inspector
+      // Only Node has the inspector the control relies on; the reason is printed with the runtime.
       skipBecause(this, "the control is Node's inspector opening on SIGUSR1, which this runtime does not have");
     }
     const inspectAnyPort = ['--inspect-port=0']; // 9229 may be taken on a shared machine

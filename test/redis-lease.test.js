@@ -174,6 +174,7 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
   it('a server that refuses INFO (no run_id): nothing is passed, and no command is added per acquisition', async function () {
     const own = await startRedis(undefined, ['--rename-command', 'INFO', '']);
     // skipped where redis-server is not installed (CI installs it): the reason is printed
+    // A private server of its own needs the redis-server binary (CI installs it); the reason is printed.
     if (own === null) return needServer(this, 'redis-server not installed');
     const c = await nodeRedis(own.url);
     const sent = counting(c);

@@ -275,6 +275,7 @@ describe('RedisLock (real redis-server)', function () {
     beforeEach(async function () {
       own = await startRedis();
       // skipped where redis-server is not installed (CI installs it): the reason is printed
+      // A private server of its own needs the redis-server binary (CI installs it); the reason is printed.
       if (own === null) return needServer(this, 'redis-server not installed');
       c = await nodeRedis(own.url);
     });
