@@ -22,6 +22,15 @@ free_port() {
   node -e "const s = require('node:net').createServer().listen(0, '127.0.0.1', () => { console.log(s.address().port); s.close(); });"
 }
 
+# True if $STATE names a dir whose pid file $1 (relative to it; the pid on
+# its first line) names a live process running command $2.
+running_from() {
+  [[ -f $STATE ]] || return 1
+  local pid
+  pid=$(head -n 1 "$(cat "$STATE")/$1" 2>/dev/null) || return 1
+  alive "$pid" "$2"
+}
+
 # True if pid $1 is alive and runs command $2. The name check matters because
 # a state file can outlive its server (a reboot, a copied /tmp, a killed run)
 # and its pid be reused by something else.

@@ -33,12 +33,7 @@ as_owner() {
   fi
 }
 
-running() {
-  [[ -f $STATE ]] || return 1
-  local pid
-  pid=$(head -n 1 "$(cat "$STATE")/data/postmaster.pid" 2>/dev/null) || return 1
-  alive "$pid" postgres
-}
+running() { running_from data/postmaster.pid postgres; }
 
 start() {
   if running; then

@@ -16,13 +16,7 @@ log() { echo "redis.sh: $*" >&2; }
 
 install_redis() { install_quietly redis-server 'command -v redis-server'; }
 
-running() {
-  [[ -f $STATE ]] || return 1
-  local dir pid
-  dir=$(cat "$STATE")
-  pid=$(cat "$dir/redis.pid" 2>/dev/null) || return 1
-  alive "$pid" redis-server
-}
+running() { running_from redis.pid redis-server; }
 
 start() {
   if running; then

@@ -8,20 +8,19 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
+const { serverInstalled } = require('./support/servers');
 
 const scripts = path.join(__dirname, '..', 'scripts');
 
 const kinds = [
   {
     kind: 'redis',
-    installed: () => spawnSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' }).status === 0,
     // Where its start looks for the server's pid, relative to the state dir.
     pidFile: 'redis.pid',
     urlLine: /^REDIS_URL=redis:\/\/127\.0\.0\.1:\d+$/m,
   },
   {
     kind: 'postgres',
-    installed: () => spawnSync('sh', ['-c', 'ls /usr/lib/postgresql/*/bin/initdb'], { stdio: 'ignore' }).status === 0,
     pidFile: 'data/postmaster.pid',
     urlLine: /^POSTGRES_URL=postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/m,
   },
@@ -33,7 +32,7 @@ function deadPid() {
   return r.pid;
 }
 
-for (const { kind, installed, pidFile, urlLine } of kinds) {
+for (const { kind, pidFile, urlLine } of kinds) {
   describe(`scripts/${kind}.sh`, function () {
     this.timeout(60000);
     let state;
@@ -44,7 +43,7 @@ for (const { kind, installed, pidFile, urlLine } of kinds) {
       });
 
     before(function () {
-      if (installed()) return;
+      if (serverInstalled(kind)) return;
       const why = `${kind} is not installed; .ci/run installs it`;
       if (process.env.CI === 'true') throw new Error(`CI=true but ${why}`);
       console.log(`      skipped: ${why}`);

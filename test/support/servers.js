@@ -26,6 +26,12 @@ function which(bin) {
   return r.status === 0 ? r.stdout.trim() : null;
 }
 
+/** Whether this machine has the server binaries scripts/<kind>.sh starts ('redis' or 'postgres'). */
+function serverInstalled(kind) {
+  if (kind === 'redis') return which('redis-server') !== null;
+  return spawnSync('sh', ['-c', 'ls /usr/lib/postgresql/*/bin/initdb'], { stdio: 'ignore' }).status === 0;
+}
+
 /**
  * A private redis-server (restartable on its port; `extra` configuration
  * arguments), or null if none is installed.
@@ -53,8 +59,7 @@ function startPostgres() {
   const script = path.join(__dirname, '..', '..', 'scripts', 'postgres.sh');
   const state = path.join(os.tmpdir(), `interlock-postgres-test-${process.pid}.state`);
   const env = { ...process.env, INTERLOCK_POSTGRES_STATE: state };
-  const haveInitdb = spawnSync('sh', ['-c', 'ls /usr/lib/postgresql/*/bin/initdb'], { stdio: 'ignore' }).status === 0;
-  if (!haveInitdb) return null;
+  if (!serverInstalled('postgres')) return null;
   const r = spawnSync('bash', [script, 'start'], { env, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`scripts/postgres.sh start failed:\n${r.stderr}`);
   const url = /POSTGRES_URL=(\S+)/.exec(r.stdout)?.[1];
@@ -175,6 +180,7 @@ function leaseRecords(dir) {
 
 module.exports = {
   leaseRecords,
+  serverInstalled,
   freePort,
   startRedis,
   startPostgres,
