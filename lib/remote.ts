@@ -197,12 +197,20 @@ export function bounded<T>(
       reject(err);
     };
     const onAbort = () => giveUp(new AbortError(signal?.reason));
+    // The deadline gives up a turn of the event loop later: a reply that
+    // came while the loop was blocked past the deadline (a long GC, a
+    // synchronous section) is read first and counts. Timers run before the
+    // sockets are read in Node's loop; a timer set from a timer runs after
+    // them in Node, Bun and Deno alike (in Deno, an immediate does not).
+    const expire = () => {
+      if (!settled) setTimeout(() => giveUp(onTimeout()), 0);
+    };
     if (deadline !== Number.POSITIVE_INFINITY) {
       // Whole milliseconds: Node keeps one timer list per delay, and
       // fractional delays would make a new one for every call.
       const ms = Math.max(0, Math.ceil(deadline - performance.now()));
-      if (alarm === undefined) timer = setTimeout(() => giveUp(onTimeout()), ms);
-      else due = alarm.add(mono() + ms, () => giveUp(onTimeout()));
+      if (alarm === undefined) timer = setTimeout(expire, ms);
+      else due = alarm.add(mono() + ms, expire);
     }
     signal?.addEventListener('abort', onAbort, { once: true });
     work.then(

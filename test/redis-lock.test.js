@@ -132,6 +132,30 @@ describe('RedisLock (real redis-server)', function () {
     }
   });
 
+  for (const which of ['node-redis', 'ioredis']) {
+    it(`${which}: a reply that came while the event loop was blocked past its bound still counts (no false ERR_LOCK_SERVER)`, async () => {
+      // A release is bounded by the ttl. Its reply arrives at once, but the
+      // loop is blocked (a long synchronous section) past the bound: the
+      // bound's timer then runs before the socket is read, and must not
+      // take the server for dead.
+      const c = which === 'node-redis' ? client : io;
+      const lock = new RedisLock(c, fresh('stalled'), { ttl: 100 });
+      for (let i = 0; i < 3; i++) {
+        const h = await lock.acquire();
+        const released = h.release().then(
+          () => 'released',
+          (e) => e,
+        );
+        // node-redis writes queued commands from an immediate: this one,
+        // queued after it, runs once the RELEASE is on the wire.
+        await new Promise((resolve) => setImmediate(resolve));
+        const t = Date.now();
+        while (Date.now() - t < 250) {}
+        assert.equal(await released, 'released');
+      }
+    });
+  }
+
   it('nothing of a hold, a wait or a lost lease keeps a process alive once the client is closed', () => {
     // Held across renewals, waited for, lost to a paused loop; then the
     // process must exit on its own (a leaked timer or socket would keep it).
