@@ -133,6 +133,73 @@ describe('RedisLock (real redis-server)', function () {
   });
 
   for (const which of ['node-redis', 'ioredis']) {
+    it(`${which}: a waiter handed the lock by a release sends no request for it (the wake-up carries its token)`, async () => {
+      // The waiter's own client, counted: one request queues it, and the
+      // release's message grants it. Before, the woken waiter asked again
+      // (and, subscribing first, asked twice before sleeping).
+      const c = which === 'node-redis' ? await nodeRedis(server.url) : new Redis(server.url);
+      const method = which === 'node-redis' ? 'sendCommand' : 'call';
+      const send = c[method].bind(c);
+      let sent = 0;
+      c[method] = (...args) => {
+        sent++;
+        return send(...args);
+      };
+      try {
+        const name = fresh('handed');
+        const holderLock = new RedisLock(client, name);
+        const waiterLock = new RedisLock(c, name);
+        const perHandover = [];
+        for (let round = 0; round < 3; round++) {
+          const held = await holderLock.acquire();
+          const before = sent;
+          const waiting = waiterLock.acquire();
+          const queued = await waitFor(async () => (await client.lLen(`${KEY(name)}:queue`)) === 1);
+          assert.ok(queued, 'the waiter never queued');
+          await sleep(20); // a second request, if any, goes out now
+          await held.release();
+          const h = await waiting;
+          perHandover.push(sent - before);
+          assert.ok(h.token > held.token, `${h.token} after ${held.token}`);
+          await h.release();
+        }
+        // The first wait also subscribes, and asks once more after it;
+        // later ones find the channel subscribed and listen first.
+        assert.deepEqual(perHandover, [2, 1, 1], `requests per handover: ${perHandover}`);
+      } finally {
+        if (which === 'node-redis') await c.close();
+        else c.disconnect();
+      }
+    });
+  }
+
+  it('a wake-up that names an old token is not taken for a grant: the waiter asks the server, and waits on', async () => {
+    const name = fresh('old-token');
+    const lock = new RedisLock(client, name);
+    const held = await lock.acquire();
+    let granted = null;
+    const waiting = new RedisLock(io, name).acquire().then((h) => {
+      granted = h;
+      return h;
+    });
+    assert.ok(await waitFor(async () => (await client.lLen(`${KEY(name)}:queue`)) === 1), 'the waiter never queued');
+    const [owner] = await client.lRange(`${KEY(name)}:queue`, 0, 0);
+    const channel = `interlock:wake:${owner.split('/')[0]}`;
+    // What a release that ran before the waiter's last request would have
+    // said (a lease since run out): its token is not above the counter.
+    await sleep(50); // subscribed by now (the waiter asks again after SUBSCRIBE)
+    assert.equal(await client.publish(channel, `${owner} ${held.token >> 16n}`), 1, 'nobody listened');
+    await sleep(100);
+    assert.equal(granted, null, 'granted on an old wake-up while the lock was held');
+    assert.equal(await client.lLen(`${KEY(name)}:queue`), 1, 'the waiter left the queue');
+    await held.release();
+    const h = await waiting;
+    assert.ok(h.token > held.token);
+    await h.release();
+    assert.equal(await client.exists(KEY(name)), 0);
+  });
+
+  for (const which of ['node-redis', 'ioredis']) {
     it(`${which}: a reply that came while the event loop was blocked past its bound still counts (no false ERR_LOCK_SERVER)`, async () => {
       // A release is bounded by the ttl. Its reply arrives at once, but the
       // loop is blocked (a long synchronous section) past the bound: the

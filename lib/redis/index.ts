@@ -1,8 +1,9 @@
 // RedisLock: a lease on one Redis primary, renewed by a watchdog while held,
 // with a fencing token from INCR on every grant. Waiters queue in arrival
 // order in a list beside the key; a release hands the lock straight to the
-// first live waiter and wakes only that one (on its client's wake channel):
-// no polling, no herd of waiters racing for every release.
+// first live waiter and wakes only that one (on its client's wake channel),
+// telling it its token: no polling, no herd of waiters racing for every
+// release, and no request from the waiter it is handed to.
 
 import { Alarm, type Deadline, mono } from '../alarm';
 import { AbortError, LockError } from '../errors';
@@ -45,7 +46,8 @@ local function now()
   return t[1] * 1000 + math.floor(t[2] / 1000)
 end
 -- Gives the lock to the first live waiter (its lease starts now) and wakes
--- it; frees it when there is none. The clock is read only when there is a
+-- it with "owner token", so it holds without asking; frees it when there is
+-- none. The clock is read only when there is a
 -- waiter to judge: an uncontended release runs three commands.
 local function pass()
   local at
@@ -63,7 +65,8 @@ local function pass()
       if tonumber(deadline) > at then
         redis.call('SET', KEYS[1], head, 'PX', ttl)
         redis.call('INCR', KEYS[2])
-        redis.call('PUBLISH', ARGV[3] .. string.match(head, '^(.*)/'), head)
+        local token = redis.call('GET', KEYS[2])
+        redis.call('PUBLISH', ARGV[3] .. string.match(head, '^(.*)/'), head .. ' ' .. token)
         return
       end
     end
@@ -73,7 +76,8 @@ end
 
 // Granted when free with nobody live queued ahead, or when a release handed
 // it over; otherwise queued once (each call renews the waiter's deadline).
-// Replies {1, token} or {0, the holder's pttl}.
+// Replies {1, token} or {0, the holder's pttl, the token counter}: a wake-up
+// naming a larger token was granted after this reply, so its lease is newer.
 const ACQUIRE: Script = script(`${QUEUE}
 local owner, ttl = ARGV[1], tonumber(ARGV[2])
 -- Free with an empty queue, the uncontended case: four commands, not five
@@ -104,7 +108,7 @@ redis.call('HSET', KEYS[4], owner, string.format('%d:%d', now() + ttl, ttl))
 for i = 3, 4 do
   if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
 end
-return {0, redis.call('PTTL', KEYS[1])}`);
+return {0, redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[2]) or '0'}`);
 
 // KEYS: lock. ARGV: owner, ttl.
 const RENEW = script(`
@@ -289,16 +293,46 @@ export class RedisLock extends RemoteLock {
     const wakeups = this.#wakeups;
     const owner = `${wakeups.tag}/${++owners}`;
     const args = [owner, `${this.ttl}`, this.#wakePrefix];
+    const channel = this.#wakePrefix + wakeups.tag;
     const onTimeout = () => remoteTimeoutError(this.name, wait.timeoutMs, 'EVALSHA');
-    let woken = false;
-    let wake: () => void = () => {
-      woken = true;
+    // What the wake channel said: the largest token a release handed this
+    // waiter, and whether to ask the server again (a connection error may
+    // have swallowed a message).
+    let handed = 0n;
+    let again = false;
+    let wake: () => void = () => {};
+    const hear = (message: string | undefined) => {
+      if (message === undefined) again = true;
+      else {
+        const [to, token] = message.split(' ');
+        if (to !== owner) return;
+        if (token !== undefined && /^\d{1,30}$/.test(token)) {
+          const t = BigInt(token);
+          if (t > handed) handed = t;
+        } else again = true;
+      }
+      wake();
     };
-    let stop: (() => void) | undefined;
+    const listen = async () => {
+      // A SUBSCRIBE the server never answers is a server error too.
+      const listening = wakeups.listen(channel, hear).catch((err) => {
+        throw serverError('Redis', this.name, err);
+      });
+      return bounded(
+        this.#within(listening, (s) => s()),
+        wait,
+        onTimeout,
+        (s) => s(),
+      );
+    };
+    // Subscribed already (a contended loop): listen first, so that one
+    // request queues this waiter and the release's message grants it.
+    let stop: (() => void) | undefined = wakeups.live(channel) ? await listen() : undefined;
     let queued = false;
     try {
       for (;;) {
         const sentAt = mono();
+        again = false;
         const reply = (await this.#run(ACQUIRE, this.#keys, args)) as unknown[];
         // Not cut short by the deadline or the signal: a grant that arrives
         // after its waiter gave up is passed on (below) before the rejection.
@@ -307,45 +341,39 @@ export class RedisLock extends RemoteLock {
         if (late !== false) throw late === true ? onTimeout() : late;
         if (Number(reply[0]) === 1) {
           queued = false;
-          const base = BigInt(String(reply[1]));
-          return this.#hold(
-            { owner, base, passes: 0, grantedAt: sentAt, expires: sentAt + this.ttl * (1 - DRIFT) },
-            wait,
-          );
+          return this.#hold(this.#lease(owner, BigInt(String(reply[1])), sentAt), wait);
         }
         if (stop === undefined) {
           // Listen, then look again: a handover between the two is not missed.
-          // A SUBSCRIBE the server never answers is a server error too.
-          const listening = wakeups
-            .listen(this.#wakePrefix + wakeups.tag, (to) => (to === undefined || to === owner) && wake())
-            .catch((err) => {
-              throw serverError('Redis', this.name, err);
-            });
-          stop = await bounded(
-            this.#within(listening, (s) => s()),
-            wait,
-            onTimeout,
-            (s) => s(),
-          );
+          stop = await listen();
           continue;
         }
+        // A token above the counter this reply saw was granted after the
+        // request was sent: that lease is this waiter's, and it runs out no
+        // sooner than a lease counted from `sentAt`. A smaller one is an
+        // old message (a lease since run out): the server is asked again.
+        const counter = BigInt(String(reply[2] ?? '0'));
         // Asleep until a release hands the lock over, the holder's lease
         // runs out (it may have died), or this waiter's own place in the
         // queue needs renewing.
-        const pttl = Number(reply[1]);
-        const sleep = new Promise<void>((resolve) => {
-          if (woken) return resolve();
-          const timer = setTimeout(resolve, Math.min(pttl > 0 ? pttl + 1 : 1, this.#renewEvery));
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        await bounded(sleep, wait, onTimeout, () => {});
-        woken = false;
-        wake = () => {
-          woken = true;
-        };
+        if (handed <= counter && !again) {
+          const pttl = Number(reply[1]);
+          const sleep = new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, Math.min(pttl > 0 ? pttl + 1 : 1, this.#renewEvery));
+            wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          await bounded(sleep, wait, onTimeout, () => {});
+          wake = () => {};
+        }
+        if (handed > counter) {
+          queued = false;
+          const lease = this.#lease(owner, handed, sentAt);
+          if (lease.expires > mono()) return this.#hold(lease, wait);
+          queued = true; // too old to trust (a stalled loop): the server says
+        }
       }
     } catch (err) {
       // Out of the queue (and the lock passed on, if handed over meanwhile)
@@ -359,6 +387,11 @@ export class RedisLock extends RemoteLock {
     } finally {
       stop?.();
     }
+  }
+
+  /** A fresh server grant to `owner`, counted from `sentAt`, when its request was sent. */
+  #lease(owner: string, base: bigint, sentAt: number): Lease {
+    return { owner, base, passes: 0, grantedAt: sentAt, expires: sentAt + this.ttl * (1 - DRIFT) };
   }
 
   #hold(lease: Lease, wait: Wait): Grant {
@@ -467,8 +500,7 @@ export class RedisLock extends RemoteLock {
       return undefined;
     }
     if (Number(reply[0]) !== 1) return null;
-    const base = BigInt(String(reply[1]));
-    return { owner: next, base, passes: 0, grantedAt: sentAt, expires: sentAt + this.ttl * (1 - DRIFT) };
+    return this.#lease(next, BigInt(String(reply[1])), sentAt);
   }
 
   async #ungrant(owner: string): Promise<void> {

@@ -1,5 +1,6 @@
 // Waiters sleep until a release hands them the lock and says so on their
-// client's wake channel (the message is the waiter's owner id): one
+// client's wake channel (the message is the waiter's owner id and the new
+// token, "owner token"): one
 // subscriber connection per client, one SUBSCRIBE per channel however many
 // waiters listen. A channel stays subscribed for a moment after its last
 // waiter leaves (a contended loop would otherwise pay SUBSCRIBE/UNSUBSCRIBE
@@ -20,7 +21,7 @@ export class Wakeups {
   readonly tag = randomBytes(12).toString('base64url');
   readonly #conn: RedisConnection;
   #sub: Promise<Subscriber> | undefined;
-  readonly #channels = new Map<string, { waiters: Set<Wake>; ready: Promise<void> }>();
+  readonly #channels = new Map<string, { waiters: Set<Wake>; ready: Promise<void>; live: boolean }>();
   #listening = 0;
   #idle: NodeJS.Timeout | undefined;
 
@@ -42,6 +43,14 @@ export class Wakeups {
     );
   }
 
+  /**
+   * Whether `channel` is subscribed now: a waiter may then listen before it
+   * asks the server, and needs no second request once queued.
+   */
+  live(channel: string): boolean {
+    return this.#channels.get(channel)?.live === true;
+  }
+
   /** Calls `wake` with every message published on `channel` until the returned stop(). */
   async listen(channel: string, wake: Wake): Promise<() => void> {
     if (this.#idle !== undefined) clearTimeout(this.#idle);
@@ -51,11 +60,17 @@ export class Wakeups {
     if (entry === undefined) {
       const waiters = new Set<Wake>();
       const ready = sub.then((s) => s.subscribe(channel, (message) => this.#wake(channel, message)));
-      entry = { waiters, ready };
-      this.#channels.set(channel, entry);
-      ready.catch(() => {
-        if (this.#channels.get(channel) === entry) this.#channels.delete(channel);
-      });
+      const made = { waiters, ready, live: false };
+      entry = made;
+      this.#channels.set(channel, made);
+      ready.then(
+        () => {
+          made.live = true;
+        },
+        () => {
+          if (this.#channels.get(channel) === made) this.#channels.delete(channel);
+        },
+      );
     }
     entry.waiters.add(wake);
     if (this.#listening++ === 0)
