@@ -20,6 +20,7 @@ import {
   validateSignal,
   validateTimeout,
 } from './validate';
+import { WaitingFile } from './waiting-file';
 
 /** How a remote lock's `acquire()` and `run()` wait. */
 export interface RemoteAcquireOptions {
@@ -283,11 +284,14 @@ export abstract class RemoteLock {
   readonly name: string;
   readonly #local: FileLock | undefined;
   readonly #lease: LeaseFile | undefined;
+  readonly #waiting: WaitingFile | undefined;
 
   protected constructor(kind: string, name: string, opts: Record<string, unknown>, scope = '') {
     this.name = name;
     this.#local = localLock(kind, name, opts, scope);
-    this.#lease = this.#local === undefined ? undefined : new LeaseFile(this.#local.path.replace(/\.lock$/, '.lease'));
+    const base = this.#local?.path.replace(/\.lock$/, '');
+    this.#lease = base === undefined ? undefined : new LeaseFile(`${base}.lease`);
+    this.#waiting = base === undefined ? undefined : new WaitingFile(`${base}.waiting`);
   }
 
   /** How this kind passes a held lease to the next local holder; none by default. */
@@ -319,7 +323,7 @@ export abstract class RemoteLock {
       const wait = { deadline, timeoutMs, signal, lose: (why: string, cause?: unknown) => loss.lose(why, cause) };
       let passed: Grant | undefined;
       if (this.#local !== undefined) {
-        localHandle = await this.#local.acquire({ timeout: timeoutMs < 0 ? undefined : timeoutMs, signal });
+        localHandle = this.#local.tryAcquire() ?? (await this.#waitLocal(timeoutMs, signal));
         passed = await this.#takeLease(wait);
       }
       grant = passed ?? (await this.grant(wait));
@@ -337,6 +341,17 @@ export abstract class RemoteLock {
     return new RemoteHandle(grant.token, this.shared, loss, ungrant);
   }
 
+  /** Waits for the local lock, marked as waiting so that its releaser need not stay. */
+  async #waitLocal(timeoutMs: number, signal: AbortSignal | undefined): Promise<LockHandle> {
+    const waiting = this.#waiting as WaitingFile;
+    waiting.enter();
+    try {
+      return await (this.#local as FileLock).acquire({ timeout: timeoutMs < 0 ? undefined : timeoutMs, signal });
+    } finally {
+      waiting.leave();
+    }
+  }
+
   /** Under the local lock: the lease a local holder left, if any and still held. */
   async #takeLease(wait: Wait): Promise<Grant | undefined> {
     const passing = this.passing();
@@ -350,8 +365,11 @@ export abstract class RemoteLock {
   /**
    * Releases a hold taken under the local lock: passes its lease on when the
    * backend can, and takes it back to the server when nobody local took it.
-   * Resolves once the lease is either claimed by a local holder or released,
-   * so a process that exits after `await release()` leaves none behind.
+   * Resolves at once when an acquire() on this machine waits for the local
+   * lock (it claims the lease; the take-back still runs in case it gives
+   * up), else once the lease is either claimed or released, so that a
+   * process that exits after `await release()` leaves none behind unless
+   * someone was about to take it.
    */
   async #ungrantLocal(grant: Grant, local: LockHandle): Promise<void> {
     const localLock = this.#local as FileLock;
@@ -368,6 +386,15 @@ export abstract class RemoteLock {
       return;
     }
     local.release();
+    const takeBack = this.#takeBack(record);
+    if ((this.#waiting as WaitingFile).waited()) takeBack.catch(() => {});
+    else await takeBack;
+  }
+
+  /** Takes a passed lease back to the server when no local holder claims it in a moment. */
+  async #takeBack(record: string): Promise<void> {
+    const localLock = this.#local as FileLock;
+    const lease = this.#lease as LeaseFile;
     // Closed meanwhile: the next local holder, or the lease's end, returns it.
     // Claimed or replaced: a later holder claimed it (only holders of the
     // local lock change the file, and no record is written twice), so the
@@ -422,5 +449,6 @@ export abstract class RemoteLock {
   close(): void {
     this.#local?.close();
     this.#lease?.close();
+    this.#waiting?.close();
   }
 }

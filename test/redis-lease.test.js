@@ -311,14 +311,14 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
     other.close();
   });
 
-  it('the lease file is kept open only while in use: closed by close() or after a second unused', async () => {
-    // Its fd is opened from JS, which a terminated worker does not close: it
-    // must not stay open for the life of a lock nobody closes.
-    const open = (dir) =>
+  it('the lease and waiting files are kept open only while in use: closed by close() or after a second unused', async () => {
+    // Their fds are opened from JS, which a terminated worker does not close:
+    // they must not stay open for the life of a lock nobody closes.
+    const open = (dir, ext = /\.(lease|waiting)$/) =>
       fs.readdirSync('/proc/self/fd').filter((fd) => {
         try {
           const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
-          return target.startsWith(`${dir}/`) && target.endsWith('.lease');
+          return target.startsWith(`${dir}/`) && ext.test(target);
         } catch {
           return false; // the fd of readdir itself, closed by now
         }
@@ -332,7 +332,8 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
       'nothing was passed: the file was never used',
     );
     const used = open(localDir);
-    assert.ok(used >= 1, 'no lease file open after passes (is the check blind?)');
+    assert.ok(open(localDir, /\.lease$/) >= 1, 'no lease file open after passes (is the check blind?)');
+    assert.ok(open(localDir, /\.waiting$/) >= 1, 'no waiting file open after waits (is the check blind?)');
     locks[0].close();
     assert.ok(open(localDir) <= used, 'close() opened one');
     assert.ok(await waitFor(() => open(localDir) === 0, 10000), `${open(localDir)} fds still open in ${localDir}`);
@@ -396,6 +397,44 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
     assert.ok(after <= ttl + 3000, `${after} ms`);
     await h.release();
     lock.close();
+  });
+
+  it('release() with a local waiter in another process resolves at once, sending nothing; the waiter claims the lease when it can', async () => {
+    const name = fresh('waited');
+    const dir = tmpDir('interlock-lease-');
+    const c = await nodeRedis(server.url);
+    const sent = counting(c);
+    const lock = new RedisLock(c, name, { ttl: 10000, local: true, localDir: dir });
+    try {
+      const h = await lock.acquire();
+      const waiter = fixture(['wait', server.url, name, '10000', dir]);
+      let out = '';
+      waiter.child.stdout.on('data', (d) => {
+        out += d;
+      });
+      assert.ok(await waitFor(() => out.includes('waiting\n'), 10000), 'the waiter never waited');
+      // Stopped, it cannot claim the lease for now: release() must not wait for it.
+      process.kill(waiter.child.pid, 'SIGSTOP');
+      const before = sent();
+      const released = h.release();
+      // Before, release() stayed at least a turn and a 1 ms timer to see
+      // whether the lease was claimed; with a waiter marked, it does not.
+      const first = await Promise.race([
+        released.then(() => 'released'),
+        new Promise((resolve) => setImmediate(() => resolve('a turn later'))),
+      ]);
+      assert.equal(first, 'released');
+      assert.equal(sent() - before, 0, 'release() sent a request');
+      assert.equal(leaseRecords(dir).length, 1, 'no lease was left for the waiter');
+      process.kill(waiter.child.pid, 'SIGCONT');
+      const t = await waiter.token;
+      assert.equal(t, h.token + 1n, `${t}: not the lease passed by ${h.token}`);
+      assert.deepEqual(leaseRecords(dir), [], 'the record was not claimed');
+    } finally {
+      killChildren();
+      lock.close();
+      await c.close();
+    }
   });
 
   it('a releaser SIGKILLed after passing, before its re-check: the next local holder takes the lease, the other host waits for it', async () => {
