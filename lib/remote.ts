@@ -161,6 +161,10 @@ export function remoteTimeoutError(name: string, ms: number, syscall: string): L
   });
 }
 
+const LATE_MS = 2;
+const STALL_MS = 10;
+const MAX_STALLS = 3;
+
 /**
  * Resolves or rejects with `work`, unless the deadline or the signal comes
  * first; then rejects at once and hands a late result to `late` (a grant
@@ -183,12 +187,12 @@ export function bounded<T>(
   }
   return new Promise<T>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
-    let due: Deadline | undefined;
+    let dueAt: Deadline | undefined;
     let settled = false;
     const finish = () => {
       settled = true;
       if (timer !== undefined) clearTimeout(timer);
-      if (due !== undefined) alarm?.cancel(due);
+      if (dueAt !== undefined) alarm?.cancel(dueAt);
       signal?.removeEventListener('abort', onAbort);
     };
     // A late value reaches `late` once, from the handler below.
@@ -198,20 +202,26 @@ export function bounded<T>(
       reject(err);
     };
     const onAbort = () => giveUp(new AbortError(signal?.reason));
-    // The deadline gives up a turn of the event loop later: a reply that
-    // came while the loop was blocked past the deadline (a long GC, a
-    // synchronous section) is read first and counts. Timers run before the
-    // sockets are read in Node's loop; a timer set from a timer runs after
-    // them in Node, Bun and Deno alike (in Deno, an immediate does not).
-    const expire = () => {
-      if (!settled) setTimeout(() => giveUp(onTimeout()), 0);
-    };
     if (deadline !== Number.POSITIVE_INFINITY) {
       // Whole milliseconds: Node keeps one timer list per delay, and
       // fractional delays would make a new one for every call.
       const ms = Math.max(0, Math.ceil(deadline - performance.now()));
-      if (alarm === undefined) timer = setTimeout(expire, ms);
-      else due = alarm.add(mono() + ms, expire);
+      // A deadline whose timer fires late found a loop that was blocked (a
+      // long GC, a synchronous section): a reply may have come meanwhile,
+      // unread, because timers run before sockets are read. It then gives
+      // up only from a timer STALL_MS later that fires on time, so the loop
+      // has been idle, reading its sockets, in between (a timer or an
+      // immediate queued from the late one is not enough in Deno, which
+      // may run them in the same pass); at most MAX_STALLS times.
+      const expire = (due: number, stalls: number) => () => {
+        if (settled) return;
+        if (mono() - due <= LATE_MS || stalls === MAX_STALLS) return giveUp(onTimeout());
+        const again = setTimeout(expire(mono() + STALL_MS, stalls + 1), STALL_MS);
+        if (alarm !== undefined) again.unref(); // as the alarm: the bound must not hold the process
+      };
+      const due = mono() + ms;
+      if (alarm === undefined) timer = setTimeout(expire(due, 0), ms);
+      else dueAt = alarm.add(due, expire(due, 0));
     }
     signal?.addEventListener('abort', onAbort, { once: true });
     work.then(
