@@ -157,16 +157,19 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
       await contend(locks, 1, 9); // 18 holds: every script loaded (a REGRANT too), the server's id known
       const before = sent();
       // Two tasks of one thread: each release is claimed by the other task.
-      const holds = await contend(locks, 1, 32);
+      // Holds of 3 ms: a lease serves its machine for 20 ms, so several
+      // leases come back from the server in the 64 holds.
+      const holds = await contend(locks, 1, 32, () => sleep(3));
       const requests = sent() - before;
       for (const lock of locks) lock.close();
       const grants = holds.filter((h) => (h.token & PASS_MASK) === 0n).length;
       console.log(`      (${holds.length} holds, ${grants} server grants, ${requests} requests)`);
-      assert.equal(grants, holds.length / 16, `${grants} server grants: not every lease served 16 holds`);
+      assert.ok(grants >= 3 && grants <= holds.length / 3, `${grants} server grants for ${holds.length} holds`);
       // A grant, a REGRANT per later grant, and the last lease's return (a
-      // REGRANT, then the releaser's look back finds nobody and releases):
-      // with a release and a grant each time it would be 2 per grant.
-      assert.equal(requests, grants + 2, `${requests} requests for ${grants} server grants`);
+      // pass that nobody claims, then a release; or a REGRANT first, if
+      // that lease had served its window): with a release and a grant each
+      // time it would be 2 per grant.
+      assert.ok(requests === grants + 1 || requests === grants + 2, `${requests} requests for ${grants} server grants`);
       assert.equal(await c.exists(KEY(name)), 0, 'the lease was left held');
     } finally {
       await c.close();
@@ -223,8 +226,8 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
         const [was, is] = [holds[i - 1].token, holds[i].token];
         assert.ok(is > was, `grant ${i}: ${is} after ${was}`);
         // A server grant's token ends in 16 zero bits; a pass adds 1 to the
-        // token it was passed by, at most 15 times per grant.
-        assert.ok((is & PASS_MASK) <= 15n, `grant ${i}: token ${is} is no server grant or pass`);
+        // token it was passed by.
+        assert.ok((is & PASS_MASK) < PASS_MASK, `grant ${i}: token ${is} is no server grant or pass`);
         if ((is & PASS_MASK) !== 0n) assert.equal(is, was + 1n, `grant ${i}: pass ${is} after ${was}`);
       }
       const passed = holds.filter((h) => (h.token & PASS_MASK) !== 0n).length;
@@ -268,7 +271,7 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
     lock.close();
   });
 
-  it('a hold older than ttl/2 since its server grant is not passed (fairness to other hosts): the next local holder gets a grant of its own', async () => {
+  it('a hold older than its pass window (20 ms, or ttl/2) since its server grant is not passed (fairness to other hosts): the next local holder gets a grant of its own', async () => {
     const name = fresh('window');
     const localDir = tmpDir('interlock-lease-');
     // ttl 600: renewed at 200 ms, so at 400 ms the lease still has ~400 ms,
@@ -399,40 +402,43 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
     lock.close();
   });
 
-  it('release() with a local waiter in another process resolves at once, sending nothing; the waiter claims the lease when it can', async () => {
+  it('release() with a local waiter (another lock object) resolves at once, sending nothing; the waiter claims the lease', async () => {
     const name = fresh('waited');
     const dir = tmpDir('interlock-lease-');
     const c = await nodeRedis(server.url);
     const sent = counting(c);
-    const lock = new RedisLock(c, name, { ttl: 10000, local: true, localDir: dir });
+    const [holder, waiter] = [0, 1].map(() => new RedisLock(c, name, { ttl: 10000, local: true, localDir: dir }));
     try {
-      const h = await lock.acquire();
-      const waiter = fixture(['wait', server.url, name, '10000', dir]);
-      let out = '';
-      waiter.child.stdout.on('data', (d) => {
-        out += d;
-      });
-      assert.ok(await waitFor(() => out.includes('waiting\n'), 10000), 'the waiter never waited');
-      // Stopped, it cannot claim the lease for now: release() must not wait for it.
-      process.kill(waiter.child.pid, 'SIGSTOP');
-      const before = sent();
-      const released = h.release();
-      // Before, release() stayed at least a turn and a 1 ms timer to see
-      // whether the lease was claimed; with a waiter marked, it does not.
-      const first = await Promise.race([
-        released.then(() => 'released'),
-        new Promise((resolve) => setImmediate(() => resolve('a turn later'))),
-      ]);
-      assert.equal(first, 'released');
-      assert.equal(sent() - before, 0, 'release() sent a request');
-      assert.equal(leaseRecords(dir).length, 1, 'no lease was left for the waiter');
-      process.kill(waiter.child.pid, 'SIGCONT');
-      const t = await waiter.token;
-      assert.equal(t, h.token + 1n, `${t}: not the lease passed by ${h.token}`);
-      assert.deepEqual(leaseRecords(dir), [], 'the record was not claimed');
+      // A hold is passed only within 20 ms of its server grant: on a
+      // stalled machine it goes back to the server instead (a REGRANT, then
+      // a new token), and that try does not count.
+      let passes = 0;
+      for (let tries = 0; tries < 10 && passes === 0; tries++) {
+        const h = await holder.acquire();
+        const waiting = waiter.acquire(); // waits for the local lock, marked as waiting
+        const before = sent();
+        const released = h.release();
+        // Before, release() stayed at least a turn of the event loop (and
+        // then a 1 ms timer unless claimed) to see whether the lease was
+        // claimed; with a waiter marked, it does not.
+        const first = await Promise.race([
+          released.then(() => 'released'),
+          new Promise((resolve) => setImmediate(() => resolve('a turn later'))),
+        ]);
+        const requests = sent() - before;
+        const w = await waiting;
+        if (w.token === h.token + 1n) {
+          passes++;
+          assert.equal(first, 'released');
+          assert.equal(requests, 0, 'release() sent a request');
+        }
+        await w.release();
+      }
+      assert.equal(passes, 1, 'no hold was young enough to pass in 10 tries');
+      assert.equal(await client.exists(KEY(name)), 0, 'the lease was left held');
     } finally {
-      killChildren();
-      lock.close();
+      holder.close();
+      waiter.close();
       await c.close();
     }
   });
