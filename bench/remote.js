@@ -186,7 +186,7 @@ function report(u, c, h) {
     `${fmt(r.rate.median)} (${fmt(r.rate.min)}–${fmt(r.rate.max)})`,
     isRedis(r.impl) ? fmt(r.rate.median / peerRate, 2) : '',
     fmt(r.jain, 3),
-    fmt(r.perAcq, r.perAcq < 1 ? 2 : 1), // a passed lease sends none: 0.1 would hide the ratio
+    fmt(r.perAcq, r.perAcq < 0.1 ? 4 : r.perAcq < 1 ? 2 : 1), // a passed lease sends none: 0.1 would hide the ratio
   ]);
   const load = os.loadavg()[0].toFixed(1);
   return [
@@ -211,7 +211,7 @@ function report(u, c, h) {
     'the 16 workers start counting together, once every one has loaded its client and opened its lock.',
     'Commands per acquisition: requests sent by the lock clients (not counting the SUBSCRIBE of a waiting RedisLock,',
     'once per idle period), per acquisition; `local: true` queues the 16 contenders on one machine-local FileLock first',
-    '(RedisLock then passes its held lease among them: at most 15 passes per server grant).',
+    '(RedisLock then passes its held lease among them, for up to 20 ms from each server grant).',
     '',
     ...table(['lock', 'acquisitions/s', '× best Redis peer', "Jain's index", 'commands per acquisition'], cRows),
     '',
