@@ -221,7 +221,12 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
     try {
       let value = 0;
       // Every holder writes through the fenced store: a refused write throws.
-      const holds = await contend(locks, 3, 30, (h) => store.write(++value, h.token));
+      // Holds of 1 ms or more: a lease serves its host for 20 ms, and each
+      // host's 90 holds then outlast several windows, so the hosts take turns.
+      const holds = await contend(locks, 3, 30, async (h) => {
+        await store.write(++value, h.token);
+        await sleep(1);
+      });
       for (let i = 1; i < holds.length; i++) {
         const [was, is] = [holds[i - 1].token, holds[i].token];
         assert.ok(is > was, `grant ${i}: ${is} after ${was}`);
