@@ -319,6 +319,43 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
     other.close();
   });
 
+  it('another "host" waits at most the pass window (20 ms) and one hold beyond its place, however many local waiters there are', async () => {
+    const name = fresh('window-wait');
+    const [a, b] = [tmpDir('interlock-lease-a-'), tmpDir('interlock-lease-b-')];
+    const locks = [0, 1, 2].map(() => new RedisLock(client, name, { ttl: 10000, local: true, localDir: a }));
+    const other = new RedisLock(client, name, { ttl: 10000, local: true, localDir: b });
+    let stop = false;
+    let localHolds = 0;
+    // Holds of 25 ms, each longer than the window: every release goes
+    // back to the server, whose queue has the other host first. With 16
+    // holds per server grant, the other host waited about 16 of them.
+    const loop = async (lock) => {
+      while (!stop) {
+        await lock.run(async () => {
+          localHolds++;
+          await sleep(25);
+        });
+      }
+    };
+    const first = await locks[0].acquire(); // a fresh server grant to this host
+    const runs = [loop(locks[1]), loop(locks[2])]; // waiting on the local lock
+    const t0 = performance.now();
+    const waiting = other.acquire({ timeout: 10000 });
+    assert.ok(await waitFor(async () => (await client.lLen(`${KEY(name)}:queue`)) === 1), 'the other host never queued');
+    await sleep(25);
+    await first.release();
+    const o = await waiting;
+    const waited = performance.now() - t0;
+    const meanwhile = localHolds;
+    stop = true;
+    await o.release();
+    await Promise.all(runs);
+    for (const lock of [...locks, other]) lock.close();
+    console.log(`      (the other host waited ${waited.toFixed(0)} ms; this host's other tasks held ${meanwhile} times meanwhile)`);
+    assert.ok(waited < 250, `the other host waited ${waited.toFixed(0)} ms`);
+    assert.equal(await client.exists(KEY(name)), 0);
+  });
+
   it('the lease and waiting files are kept open only while in use: closed by close() or after a second unused', async () => {
     // Their fds are opened from JS, which a terminated worker does not close:
     // they must not stay open for the life of a lock nobody closes.
