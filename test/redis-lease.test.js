@@ -341,7 +341,10 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
     const runs = [loop(locks[1]), loop(locks[2])]; // waiting on the local lock
     const t0 = performance.now();
     const waiting = other.acquire({ timeout: 10000 });
-    assert.ok(await waitFor(async () => (await client.lLen(`${KEY(name)}:queue`)) === 1), 'the other host never queued');
+    assert.ok(
+      await waitFor(async () => (await client.lLen(`${KEY(name)}:queue`)) === 1),
+      'the other host never queued',
+    );
     await sleep(25);
     await first.release();
     const o = await waiting;
@@ -351,7 +354,9 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
     await o.release();
     await Promise.all(runs);
     for (const lock of [...locks, other]) lock.close();
-    console.log(`      (the other host waited ${waited.toFixed(0)} ms; this host's other tasks held ${meanwhile} times meanwhile)`);
+    console.log(
+      `      (the other host waited ${waited.toFixed(0)} ms; this host's other tasks held ${meanwhile} times meanwhile)`,
+    );
     assert.ok(waited < 250, `the other host waited ${waited.toFixed(0)} ms`);
     assert.equal(await client.exists(KEY(name)), 0);
   });
