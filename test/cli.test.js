@@ -256,7 +256,6 @@ describe('interlock CLI beside flock(1)', function () {
 
   it('forwards SIGINT, SIGTERM and SIGHUP to the command, exits with its status, frees the lock', async function () {
     if (process.versions.deno) {
-      // skipped on Deno: a child that handled kill()'s signal is reported as killed by it
       // This runtime lacks what the case needs; the reason is printed with the runtime.
       skipBecause(
         this,
@@ -304,7 +303,6 @@ describe('interlock CLI beside flock(1)', function () {
   // it does (and that listening() sees it), interlock must not.
   it('SIGUSR1 reaches the command and opens no inspector in interlock (a plain node opens one)', async function () {
     if (process.versions.bun || process.versions.deno) {
-      // skipped on runtimes without Node's SIGUSR1 inspector
       // Only Node has the inspector the control relies on; the reason is printed with the runtime.
       skipBecause(this, "the control is Node's inspector opening on SIGUSR1, which this runtime does not have");
     }

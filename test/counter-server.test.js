@@ -168,7 +168,6 @@ describe('counter server example: cluster × worker threads over HTTP', function
       // Deno 2.9's node:cluster starts worker threads of a cluster process
       // with cluster state they cannot use: each dies at start with
       // "process.connected is not supported in workers".
-      // skipped on Deno: its cluster shim's processes cannot start worker threads
       // Deno's cluster shim cannot run this layout; the reason is printed with the runtime.
       skipBecause(this, "node:cluster processes cannot start worker threads (Deno's cluster shim)");
     }

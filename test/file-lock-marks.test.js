@@ -321,7 +321,6 @@ describe('FileLock token and ownerDied', function () {
       const io = '/proc/thread-self/io';
       const reads = () => Number(/^syscr: (\d+)$/m.exec(fs.readFileSync(io, 'utf8'))?.[1] ?? Number.NaN);
       if (!fs.existsSync(io) || Number.isNaN(reads())) {
-        // skipped on kernels without per-thread I/O accounting
         // The syscall count this case reads is missing from this kernel; the reason is printed.
         return skipBecause(this, `${io} has no syscr here (kernel without task I/O accounting)`);
       }

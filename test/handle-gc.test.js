@@ -39,7 +39,6 @@ describe('handles dropped without release()', () => {
   it('with --trace-warnings, the warning says where the handle was acquired', async function () {
     if (process.versions.deno) {
       // denoland/std#1499: Deno does not expose its flags (execArgv is empty).
-      // skipped where the runtime does not pass --trace-warnings on to its child
       // This runtime cannot show the child the flag the case is about; the reason is printed.
       skipBecause(this, 'a child given --trace-warnings shows neither that flag in execArgv nor traceProcessWarnings');
     }

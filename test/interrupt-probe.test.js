@@ -41,7 +41,6 @@ describe('interrupt probe under CPU load', function () {
 
   it('waits of processes started on a busy machine block in flock(2), not poll', async function () {
     const emulated = emulationEvidence();
-    // skipped under emulation, where waits poll
     // Under qemu-user the waits poll instead; the reason is printed.
     if (emulated) skipBecause(this, `ticks do not interrupt waits under emulation (${emulated}): waits poll there`);
     const dir = tmpDir();

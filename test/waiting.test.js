@@ -64,7 +64,6 @@ describe('many waiters', () => {
     // fs-ext is not context-aware: in a Worker it queues on the main thread's
     // loop and its callback crashes the process, so it runs on the main thread only.
     if (!isMainThread) {
-      // skipped in a Worker: fs-ext is not context-aware
       // fs-ext (a peer) cannot load in a Worker; the main-thread run covers it; the reason is printed.
       skipBecause(this, 'fs-ext crashes inside a Worker (not context-aware); the main-thread run covers it');
     }
