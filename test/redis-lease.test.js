@@ -11,7 +11,7 @@ const { createClient } = require('redis');
 const { RedisLock } = require('interlock/redis');
 const { openRedisStore } = require('../examples/counter-server/store-redis');
 const { sleep, startFixture, tmpDir, waitFor, killChildren } = require('./support/helpers');
-const { countAcross, leaseRecords, needServer, serverFor, startRedis } = require('./support/servers');
+const { countAcross, counting, leaseRecords, needServer, serverFor, startRedis } = require('./support/servers');
 
 const KEY = (name) => `interlock:{${name}}`;
 const PASS_MASK = 0xffffn; // a token's pass number (low 16 bits)
@@ -41,21 +41,6 @@ function fixture(args) {
   });
   started.token.catch(() => {});
   return started;
-}
-
-/**
- * Counts the requests `client` sends from now on (a script is one; the wake
- * channel's SUBSCRIBE goes over a connection of its own), as bench/remote.js
- * counts them; returns the count so far.
- */
-function counting(client) {
-  let sent = 0;
-  const send = client.sendCommand.bind(client);
-  client.sendCommand = (...args) => {
-    sent++;
-    return send(...args);
-  };
-  return () => sent;
 }
 
 /** Whether `promise` has settled, looked at now. */
@@ -178,7 +163,6 @@ describe('RedisLock { local: true } passes its lease (real redis-server)', funct
 
   it('a server that refuses INFO (no run_id): nothing is passed, and no command is added per acquisition', async function () {
     const own = await startRedis(undefined, ['--rename-command', 'INFO', '']);
-    // skipped where redis-server is not installed (CI installs it): the reason is printed
     // A private server of its own needs the redis-server binary (CI installs it); the reason is printed.
     if (own === null) return needServer(this, 'redis-server not installed');
     const c = await nodeRedis(own.url);

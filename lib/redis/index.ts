@@ -47,8 +47,8 @@ local function now()
 end
 -- Gives the lock to the first live waiter (its lease starts now) and wakes
 -- it with "owner token", so it holds without asking; frees it when there is
--- none. The clock is read only when there is a
--- waiter to judge: an uncontended release runs three commands.
+-- none. The clock is read only when there is a waiter to judge: an
+-- uncontended release runs three commands.
 local function pass()
   local at
   while true do
@@ -208,6 +208,8 @@ export class RedisLock extends RemoteLock {
   readonly #key: string;
   readonly #keys: string[];
   readonly #wakePrefix: string;
+  /** This client's wake channel: its waiters' wake-ups come there. */
+  readonly #wakeChannel: string;
   readonly #renewEvery: number;
   readonly #serverId: () => Promise<string>;
   readonly #passes: boolean;
@@ -265,6 +267,7 @@ export class RedisLock extends RemoteLock {
     this.#key = `${prefix}{${name}}`;
     this.#keys = [this.#key, `${this.#key}:token`, `${this.#key}:queue`, `${this.#key}:waiters`];
     this.#wakePrefix = `${prefix}wake:`;
+    this.#wakeChannel = this.#wakePrefix + wakeups.tag;
   }
 
   /** `work`, or ERR_LOCK_SERVER when it has no reply within the ttl (a late value goes to `late`). */
@@ -299,7 +302,6 @@ export class RedisLock extends RemoteLock {
     const wakeups = this.#wakeups;
     const owner = `${wakeups.tag}/${++owners}`;
     const args = [owner, `${this.ttl}`, this.#wakePrefix];
-    const channel = this.#wakePrefix + wakeups.tag;
     const onTimeout = () => remoteTimeoutError(this.name, wait.timeoutMs, 'EVALSHA');
     // What the wake channel said: the largest token a release handed this
     // waiter, and whether to ask the server again (a connection error may
@@ -321,7 +323,7 @@ export class RedisLock extends RemoteLock {
     };
     const listen = async () => {
       // A SUBSCRIBE the server never answers is a server error too.
-      const listening = wakeups.listen(channel, hear).catch((err) => {
+      const listening = wakeups.listen(this.#wakeChannel, hear).catch((err) => {
         throw serverError('Redis', this.name, err);
       });
       return bounded(
@@ -333,7 +335,7 @@ export class RedisLock extends RemoteLock {
     };
     // Subscribed already (a contended loop): listen first, so that one
     // request queues this waiter and the release's message grants it.
-    let stop: (() => void) | undefined = wakeups.live(channel) ? await listen() : undefined;
+    let stop: (() => void) | undefined = wakeups.live(this.#wakeChannel) ? await listen() : undefined;
     let queued = false;
     try {
       for (;;) {

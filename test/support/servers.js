@@ -178,8 +178,25 @@ function leaseRecords(dir) {
     .filter((f) => f.endsWith('.lease') && fs.readFileSync(path.join(dir, f), 'utf8').split('\n')[0] !== '');
 }
 
+/**
+ * Counts the requests `client` sends from now on (a script is one; the wake
+ * channel's SUBSCRIBE goes over a connection of its own), as bench/remote.js
+ * counts them (node-redis and ioredis both send every command through
+ * sendCommand); returns the count so far.
+ */
+function counting(client) {
+  let sent = 0;
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = (...args) => {
+    sent++;
+    return send(...args);
+  };
+  return () => sent;
+}
+
 module.exports = {
   leaseRecords,
+  counting,
   serverInstalled,
   freePort,
   startRedis,
